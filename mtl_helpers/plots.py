@@ -1,0 +1,70 @@
+"""The figures and tables that recur across notebooks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from torch import Tensor
+
+from .metrics import format_mean_std, mean_std
+from .train import History
+
+
+def plot_history(histories: Mapping[str, History], key: str, ax: plt.Axes | None = None) -> plt.Axes:
+    """One line per run of a per-epoch quantity, e.g. ``key="val/left"``."""
+    ax = ax or plt.subplots(figsize=(5, 3.2))[1]
+    for label, history in histories.items():
+        frame = history.frame()
+        if key not in frame:
+            raise ValueError(f"History {label!r} has no {key!r}; it has {list(frame.columns)}.")
+        ax.plot(frame.index, frame[key], marker="o", ms=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(key)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_learning_curve(sizes: Sequence[int], results: Mapping[str, Sequence[Sequence[float]]],
+                        ylabel: str, ax: plt.Axes | None = None, logx: bool = True) -> plt.Axes:
+    """Metric against training-set size, mean ± std band over seeds; ``results[label][i]`` holds
+    the per-seed values at ``sizes[i]``."""
+    ax = ax or plt.subplots(figsize=(5, 3.2))[1]
+    for label, per_size in results.items():
+        if len(per_size) != len(sizes):
+            raise ValueError(f"{label!r}: {len(per_size)} results for {len(sizes)} sizes.")
+        stats = [mean_std(v) for v in per_size]
+        mean = [m for m, _ in stats]
+        std = [s for _, s in stats]
+        ax.plot(sizes, mean, marker="o", label=label)
+        ax.fill_between(sizes, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.2)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel("training examples")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def results_table(rows: Mapping[str, Mapping[str, Sequence[float]]], digits: int = 3) -> pd.DataFrame:
+    """A table of ``mean ± std`` strings: ``rows[model][column]`` is a list of per-seed values."""
+    return pd.DataFrame({model: {col: format_mean_std(v, digits) for col, v in cols.items()}
+                         for model, cols in rows.items()}).T
+
+
+def show_images(x: Tensor, titles: Sequence[str] | None = None, ncols: int = 8) -> plt.Figure:
+    """A grid of single-channel images (N × 1 × H × W or N × H × W)."""
+    images = x.squeeze(1) if x.ndim == 4 else x
+    n = len(images)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.35 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i].cpu(), cmap="gray_r")
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,220 @@
+"""One training loop for every notebook.
+
+``fit`` trains any model that returns ``{task: output}`` on a :class:`~mtl_helpers.data.Split`.
+Per step it computes one loss per task, L = (L_1, …, L_T), and then, depending on the hooks:
+
+* default: back-propagate Σ_t L_t (equal weights, the plain multi-task loss);
+* ``weighting``: back-propagate ``weighting(L)`` — a loss-level balancer (static weights,
+  uncertainty weighting, GradNorm, DWA; notebook 04). If it is an ``nn.Module`` its parameters
+  are trained too; if it has ``epoch_end(mean_losses)`` it is called after each epoch;
+* ``gradient_method``: a gradient-level method (PCGrad, MGDA, CAGrad, …; notebook 05). The loop
+  builds G (T × P) on the shared parameters, writes ``gradient_method(G)`` (a P-vector) into
+  their ``.grad``, and gives each head its own task's gradient. With
+  ``gradients_wrt="representation"`` G is taken w.r.t. the shared representation z instead
+  (MGDA-UB: one trunk backward rather than T);
+* ``penalty(model)``: an extra term added to the loss (the L2 coupling of notebook 03).
+
+A non-finite loss stops training with a ``ValueError`` naming the task and the step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from .conflict import per_task_gradients
+from .data import Split
+from .tasks import Task, check_tasks
+from .utils import quiet
+
+
+@dataclass
+class StepInfo:
+    """What ``on_step`` callbacks receive after every optimisation step."""
+
+    epoch: int
+    step: int
+    losses: Tensor  # (T,), detached
+    grads: Tensor | None  # (T, P) when a gradient method ran, else None
+
+
+@dataclass
+class History:
+    """Per-epoch records: ``train_loss/<task>``, ``val/<task>`` (the task metric), ``seconds``."""
+
+    records: list[dict] = field(default_factory=list)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.records).set_index("epoch")
+
+    def last(self, key: str) -> float:
+        return self.records[-1][key]
+
+    @property
+    def seconds(self) -> float:
+        """Total training time (excluding validation)."""
+        return sum(r["seconds"] for r in self.records)
+
+
+def task_losses(outputs: dict[str, Tensor], batch: Split, tasks: Sequence[Task]) -> Tensor:
+    """(T,) tensor of mean batch losses, skipping rows whose label is masked out."""
+    losses = []
+    for task in tasks:
+        if task.name not in outputs:
+            raise ValueError(f"The model has no output for task {task.name!r}; it gives {list(outputs)}.")
+        out, target = outputs[task.name], batch.y[task.name]
+        mask = batch.masks.get(task.name)
+        if mask is not None:
+            if not mask.any():  # no label for this task in the batch: contributes nothing
+                losses.append(out.sum() * 0.0)
+                continue
+            out, target = out[mask], target[mask]
+        losses.append(task.loss(out, target))
+    return torch.stack(losses)
+
+
+def _check_finite(losses: Tensor, tasks: Sequence[Task], epoch: int, step: int) -> None:
+    bad = ~torch.isfinite(losses)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ValueError(f"Task {tasks[i].name!r} has a non-finite loss ({losses[i].item()}) at epoch {epoch}, "
+                         f"step {step}: lower the learning rate, check the inputs and targets for NaN/inf, "
+                         f"or check that the head's output suits the loss.")
+
+
+def _shared_and_head_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    if not hasattr(model, "shared_parameters") or not hasattr(model, "task_parameters"):
+        raise ValueError("A gradient_method needs a model with shared_parameters() and task_parameters() "
+                         "(e.g. HardSharing).")
+    return list(model.shared_parameters()), list(model.task_parameters())
+
+
+def _gradient_step(model: nn.Module, batch: Split, tasks: Sequence[Task], method: Callable[[Tensor], Tensor],
+                   wrt: str, epoch: int, step: int) -> tuple[Tensor, Tensor]:
+    """Fill ``.grad`` using a gradient-level method; returns (losses, G)."""
+    shared, heads = _shared_and_head_params(model)
+    if wrt == "parameters":
+        losses = task_losses(model(batch.x), batch, tasks)
+        _check_finite(losses, tasks, epoch, step)
+        grads = per_task_gradients(losses, shared)
+        direction = method(grads)
+        if direction.shape != (grads.shape[1],):
+            raise ValueError(f"gradient_method must return a ({grads.shape[1]},) vector, got {tuple(direction.shape)}.")
+        offset = 0
+        for p in shared:
+            p.grad = direction[offset:offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+    elif wrt == "representation":
+        z = model.encode(batch.x)
+        z_leaf = z.detach().requires_grad_(True)
+        losses = task_losses(model.decode(z_leaf), batch, tasks)
+        _check_finite(losses, tasks, epoch, step)
+        grads = per_task_gradients(losses, [z_leaf])
+        direction = method(grads)
+        if direction.shape != (grads.shape[1],):
+            raise ValueError(f"gradient_method must return a ({grads.shape[1]},) vector, got {tuple(direction.shape)}.")
+        z.backward(direction.view_as(z))  # trunk gets J_zᵀ d, one backward pass
+    else:
+        raise ValueError(f"gradients_wrt must be 'parameters' or 'representation', got {wrt!r}.")
+    # Each head's parameters only reach its own loss, so ∇ of the sum is each head's own gradient.
+    head_grads = torch.autograd.grad(losses.sum(), heads, allow_unused=True)
+    for p, g in zip(heads, head_grads):
+        p.grad = None if g is None else g.detach()
+    return losses.detach(), grads.detach()
+
+
+def fit(model: nn.Module, train: Split, tasks: Sequence[Task], *, epochs: int = 5, lr: float = 1e-3,
+        batch_size: int = 128, weight_decay: float = 0.0, val: Split | None = None,
+        weighting: Callable[[Tensor], Tensor] | None = None,
+        gradient_method: Callable[[Tensor], Tensor] | None = None, gradients_wrt: str = "parameters",
+        penalty: Callable[[nn.Module], Tensor] | None = None,
+        on_step: Callable[[StepInfo], None] | None = None, device: torch.device | str | None = None,
+        seed: int = 0, verbose: bool | None = None) -> History:
+    """Train ``model`` with Adam on ``train``; return the per-epoch :class:`History`.
+
+    Mini-batch order is drawn from its own generator seeded by ``seed``, so two runs with the
+    same seed (and same initial weights) see the same batches.
+    """
+    tasks = check_tasks(tasks)
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}.")
+    if weighting is not None and gradient_method is not None:
+        raise ValueError("Use either a loss weighting or a gradient method, not both.")
+    for task in tasks:
+        if task.name not in train.y:
+            raise ValueError(f"Unknown task {task.name!r}: the training split has targets for {list(train.y)}.")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    train = train.to(device)
+    params = list(model.parameters())
+    if isinstance(weighting, nn.Module):
+        weighting.to(device)
+        params += list(weighting.parameters())
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    show = (not quiet()) if verbose is None else verbose
+    history, step = History(), 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        start, loss_sum, n_batches = time.perf_counter(), torch.zeros(len(tasks), device=device), 0
+        for index in torch.randperm(len(train), generator=generator).split(batch_size):
+            batch = train.subset(index.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            grads = None
+            if gradient_method is not None:
+                losses, grads = _gradient_step(model, batch, tasks, gradient_method, gradients_wrt, epoch, step)
+                if penalty is not None:
+                    penalty(model).backward()
+            else:
+                losses = task_losses(model(batch.x), batch, tasks)
+                _check_finite(losses, tasks, epoch, step)
+                total = weighting(losses) if weighting is not None else losses.sum()
+                if penalty is not None:
+                    total = total + penalty(model)
+                total.backward()
+                losses = losses.detach()
+            optimizer.step()
+            loss_sum += losses
+            n_batches += 1
+            if on_step is not None:
+                on_step(StepInfo(epoch, step, losses, grads))
+            step += 1
+        seconds = time.perf_counter() - start
+        mean_losses = loss_sum / n_batches
+        if hasattr(weighting, "epoch_end"):
+            weighting.epoch_end(mean_losses)
+        record = {"epoch": epoch, "seconds": seconds}
+        record.update({f"train_loss/{t.name}": mean_losses[i].item() for i, t in enumerate(tasks)})
+        if val is not None:
+            record.update({f"val/{k}": v for k, v in evaluate(model, val, tasks).items()})
+        history.records.append(record)
+        if show:
+            shown = "  ".join(f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds"))
+            print(f"epoch {epoch:>3}/{epochs}  {seconds:5.2f}s  {shown}")
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, batch_size: int = 4096) -> dict[str, Tensor]:
+    """The model's outputs on ``x`` in evaluation mode, batch by batch, gathered on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    chunks = [model(xb.to(device)) for xb in x.split(batch_size)]
+    return {k: torch.cat([c[k] for c in chunks]).cpu() for k in chunks[0]}
+
+
+def evaluate(model: nn.Module, split: Split, tasks: Sequence[Task]) -> dict[str, float]:
+    """``{task name: metric}`` on a whole split (accuracy, AUC or RMSE, per the task's kind)."""
+    tasks = check_tasks(tasks)
+    outputs = predict(model, split.x)
+    result = {}
+    for task in tasks:
+        if task.name not in outputs:
+            raise ValueError(f"The model has no output for task {task.name!r}; it gives {list(outputs)}.")
+        result[task.name] = task.metric(outputs[task.name], split.y[task.name].cpu())
+    return result
