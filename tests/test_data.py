@@ -1,0 +1,92 @@
+import hashlib
+
+import pytest
+import torch
+
+from mtl_helpers.data import (ADULT_LEAKY, DATA_DIR, Split, _overlay, load_adult, load_mnist_5k, load_multimnist,
+                              make_mmoe_data, read_adult_frames)
+
+CHECKSUMS = {
+    "mnist_5k.csv.gz": "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
+    "adult.data.gz": "0929e9d9c7845175493be1a8fd071b8e746a6b9f66d8bf359daabaac44713023",
+    "adult.test.gz": "fcd5bcc9b18515fd2fd314e2bbd8444263ad0f2a0e638c060c34b0151555aaa2",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKSUMS))
+def test_data_files_match_the_documented_checksums(name):
+    assert hashlib.sha256((DATA_DIR / name).read_bytes()).hexdigest() == CHECKSUMS[name]
+
+
+def test_row_counts_match_data_readme():
+    images, labels = load_mnist_5k()
+    assert images.shape == (5000, 28, 28) and torch.bincount(labels).tolist() == [500] * 10
+    train, test = read_adult_frames()
+    assert (len(train), len(test)) == (32561, 16281)
+
+
+def test_multimnist_is_deterministic_and_well_formed():
+    a = load_multimnist(200, 50, 50, seed=1)
+    b = load_multimnist(200, 50, 50, seed=1)
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.test.y["right"], b.test.y["right"])
+    assert a.train.x.shape == (200, 1, 18, 18)
+    assert 0.0 <= a.train.x.min() and a.train.x.max() <= 1.0
+    assert set(a.train.y) == {"left", "right"}
+    assert not torch.equal(a.train.x, load_multimnist(200, 50, 50, seed=2).train.x)
+
+
+def test_overlay_geometry_follows_sener_and_koltun():
+    left, right = torch.full((1, 14, 14), 0.3), torch.full((1, 14, 14), 0.7)
+    canvas = _overlay(left, right, canvas=18, offset=3)[0]
+    assert torch.all(canvas[:3, :14] == 0.3)  # left digit alone at the top
+    assert torch.all(canvas[3:17, 3:17] == 0.7)  # right digit on top where they overlap (max)
+    assert canvas[17].sum() == 0 and canvas[:, 17].sum() == 0
+    with pytest.raises(ValueError, match="does not fit"):
+        _overlay(left, right, canvas=16, offset=3)
+    with pytest.raises(ValueError, match="positive"):
+        load_multimnist(0)
+
+
+def test_adult_drops_leaky_columns_and_has_both_tasks():
+    ds = load_adult()
+    names = ds.info["feature_names"]
+    assert not any(n.split("=")[0] in ADULT_LEAKY for n in names)
+    assert ds.train.x.shape[1] == len(names) == ds.test.x.shape[1]
+    assert 0.20 < ds.train.y["income"].mean() < 0.28
+    assert 0.28 < ds.train.y["never_married"].mean() < 0.38
+    assert len(ds.test) == 16281
+    assert torch.isfinite(ds.train.x).all()
+    numeric = ds.train.x[:, :6]
+    assert torch.allclose(numeric.mean(0), torch.zeros(6), atol=1e-3)
+
+
+def test_split_helpers_and_errors():
+    split = Split(torch.arange(10.0)[:, None], {"a": torch.arange(10), "b": torch.arange(10)})
+    assert len(split.take(4, seed=0)) == 4
+    masked = split.with_label_fraction("a", 0.3)
+    assert masked.masks["a"].sum() == 3
+    with pytest.raises(ValueError, match="Unknown task"):
+        split.with_label_fraction("c", 0.5)
+    with pytest.raises(ValueError, match="rows"):
+        Split(torch.zeros(3, 1), {"a": torch.zeros(4)})
+    with pytest.raises(ValueError, match="at least one task"):
+        Split(torch.zeros(3, 1), {})
+
+
+def test_mmoe_generator_correlation_tracks_p():
+    corr = []
+    for p in (0.9, 0.1):
+        ds = make_mmoe_data(p, n_train=5000, n_val=10, n_test=10, seed=0)
+        y = torch.stack([ds.train.y["y1"], ds.train.y["y2"]])
+        corr.append(torch.corrcoef(y)[0, 1].item())
+    assert corr[0] > 0.75 and corr[1] < 0.35
+    with pytest.raises(ValueError, match="correlation"):
+        make_mmoe_data(1.5)
+
+
+def test_select_gives_a_single_task_view():
+    ds = load_multimnist(50, 10, 10)
+    single = ds.select(["left"])
+    assert [t.name for t in single.tasks] == ["left"] and list(single.train.y) == ["left"]
+    with pytest.raises(ValueError, match="Unknown task"):
+        ds.select(["middle"])

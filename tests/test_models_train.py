@@ -1,0 +1,162 @@
+import pytest
+import torch
+
+from mtl_helpers.baselines import BUDGETS, load_course_dataset, make_model, reference_baselines, train_and_test
+from mtl_helpers.data import Split
+from mtl_helpers.models import ConvTrunk, HardSharing, make_head, mlp
+from mtl_helpers.tasks import Task
+from mtl_helpers.train import evaluate, fit, task_losses
+from mtl_helpers.utils import count_parameters, seed_everything
+
+TASKS = [Task("cls", "classification", 3), Task("reg", "regression")]
+
+
+def toy_split(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 5, generator=g)
+    return Split(x, {"cls": (x[:, 0] > 0).long() + (x[:, 1] > 0).long(), "reg": x[:, 2] * 2.0})
+
+
+def toy_model():
+    return HardSharing(mlp(5, [16]), {t.name: make_head(16, t) for t in TASKS})
+
+
+def test_hard_sharing_outputs_one_entry_per_head():
+    out = toy_model()(torch.randn(7, 5))
+    assert set(out) == {"cls", "reg"} and out["cls"].shape == (7, 3) and out["reg"].shape == (7, 1)
+
+
+def test_conv_trunk_shape_and_error():
+    assert ConvTrunk(18)(torch.zeros(2, 1, 18, 18)).shape == (2, 64)
+    with pytest.raises(ValueError, match="images of shape"):
+        ConvTrunk(18)(torch.zeros(2, 18, 18))
+
+
+def test_model_parameter_groups_partition_the_parameters():
+    model = toy_model()
+    shared, heads = list(model.shared_parameters()), list(model.task_parameters())
+    assert sum(p.numel() for p in shared + heads) == count_parameters(model)
+    with pytest.raises(ValueError, match="Unknown task"):
+        list(model.task_parameters("nope"))
+    with pytest.raises(ValueError, match="at least one head"):
+        HardSharing(mlp(5, [4]), {})
+
+
+def test_fit_learns_and_records_history():
+    seed_everything(0)
+    model, split = toy_model(), toy_split(256)
+    history = fit(model, split, TASKS, epochs=30, lr=1e-2, batch_size=64, val=split, verbose=False)
+    frame = history.frame()
+    assert frame["train_loss/reg"].iloc[-1] < 0.5 * frame["train_loss/reg"].iloc[0]
+    assert frame["val/cls"].iloc[-1] > 0.8
+    assert history.seconds > 0
+
+
+def test_fit_is_repeatable_for_a_seed():
+    results = []
+    for _ in range(2):
+        seed_everything(1)
+        model = toy_model()
+        fit(model, toy_split(), TASKS, epochs=2, verbose=False, seed=1)
+        results.append(evaluate(model, toy_split(seed=5), TASKS))
+    assert results[0] == results[1]
+
+
+def test_fit_stops_on_nan_loss_naming_task_and_step():
+    split = toy_split()
+    split.y["reg"][3] = float("nan")
+    with pytest.raises(ValueError, match=r"Task 'reg' has a non-finite loss .* step 0"):
+        fit(toy_model(), split, TASKS, epochs=1, batch_size=64, verbose=False)
+
+
+def test_fit_rejects_unknown_task_empty_tasks_and_both_hooks():
+    with pytest.raises(ValueError, match="Unknown task 'age'"):
+        fit(toy_model(), toy_split(), [Task("age", "regression")], verbose=False)
+    with pytest.raises(ValueError, match="empty"):
+        fit(toy_model(), toy_split(), [], verbose=False)
+    with pytest.raises(ValueError, match="not both"):
+        fit(toy_model(), toy_split(), TASKS, weighting=lambda l: l.sum(), gradient_method=lambda g: g.sum(0))
+
+
+def test_head_that_does_not_fit_its_targets_raises():
+    model = HardSharing(mlp(5, [8]), {"cls": make_head(8, Task("cls", "classification", 2)),
+                                      "reg": make_head(8, TASKS[1])})
+    with pytest.raises(ValueError, match="give the head 3 outputs"):
+        fit(model, toy_split(), TASKS, epochs=1, verbose=False)
+
+
+def test_weighting_hook_receives_losses_and_changes_training():
+    seen = []
+
+    def only_cls(losses):
+        seen.append(losses.shape)
+        return losses[0]
+
+    seed_everything(0)
+    model = toy_model()
+    before = [p.clone() for p in model.heads["reg"].parameters()]
+    fit(model, toy_split(), TASKS, epochs=1, weighting=only_cls, verbose=False)
+    assert seen and seen[0] == (2,)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.heads["reg"].parameters()))
+
+
+def test_mean_gradient_method_equals_half_the_summed_loss_step():
+    """With G's mean as the direction, shared params move as if trained on (L1 + L2) / 2."""
+    def one_step(**kwargs):
+        seed_everything(0)
+        model = toy_model()
+        fit(model, toy_split(32), TASKS, epochs=1, batch_size=32, lr=0.1, verbose=False, **kwargs)
+        return torch.cat([p.detach().flatten() for p in model.trunk.parameters()])
+
+    via_grads = one_step(gradient_method=lambda g: g.mean(0))
+    via_loss = one_step(weighting=lambda losses: losses.mean())
+    # Adam's first step is sign-like: equal directions give equal updates
+    assert torch.allclose(via_grads, via_loss, atol=1e-5)
+
+
+def test_representation_gradients_run_and_train():
+    seen = []
+    seed_everything(0)
+    model = toy_model()
+    fit(model, toy_split(), TASKS, epochs=1, gradient_method=lambda g: g.sum(0), gradients_wrt="representation",
+        on_step=lambda info: seen.append(info.grads.shape), verbose=False)
+    assert seen[0] == (2, 64 * 16)  # gradients w.r.t. z of the whole batch
+    with pytest.raises(ValueError, match="gradients_wrt"):
+        fit(model, toy_split(), TASKS, gradient_method=lambda g: g.sum(0), gradients_wrt="weights", verbose=False)
+
+
+def test_masked_labels_are_ignored():
+    split = toy_split()
+    masked = split.with_label_fraction("reg", 0.25)
+    masked.y["reg"][~masked.masks["reg"]] = 1e6  # garbage where there is no label
+    losses = task_losses(toy_model()(masked.x), masked, TASKS)
+    assert torch.isfinite(losses).all() and losses[1] < 1e3
+
+
+def test_penalty_hook_is_added():
+    def trunk_norm(penalty):
+        seed_everything(0)
+        model = toy_model()
+        fit(model, toy_split(), TASKS, epochs=10, lr=5e-2, penalty=penalty, verbose=False)
+        return sum((p ** 2).sum() for p in model.trunk.parameters()).item()
+
+    shrink = lambda m: 100.0 * sum((p ** 2).sum() for p in m.trunk.parameters())  # noqa: E731
+    assert trunk_norm(shrink) < 0.5 * trunk_norm(None)
+
+
+def test_standard_models_and_stored_baselines_agree_in_shape():
+    ds = load_course_dataset("adult")
+    stl, mtl = make_model(ds, ["income"]), make_model(ds)
+    assert count_parameters(mtl) < 2 * count_parameters(stl)
+    stored = reference_baselines("adult")
+    assert set(stored) == {"income", "never_married"} and len(stored["income"]["test"]) == 3
+    assert set(BUDGETS) == {"multimnist", "adult"}
+    with pytest.raises(ValueError, match="Unknown course dataset"):
+        load_course_dataset("cifar")
+
+
+def test_train_and_test_matches_stored_baseline_for_seed_0():
+    ds = load_course_dataset("adult")
+    stored = reference_baselines("adult")["income"]
+    result = train_and_test(ds, ["income"], stored["lr"], seed=0)
+    assert result["test"]["income"] == pytest.approx(stored["test"][0], abs=0.01)

@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from mtl_helpers.metrics import accuracy, auc, format_mean_std, mean_std, rmse
+from mtl_helpers.tasks import Task, check_tasks, get_task
+
+
+def test_task_kinds_and_metric_directions():
+    assert Task("a", "classification", 3).metric_name == "accuracy"
+    assert Task("b", "binary").higher_is_better
+    assert not Task("c", "regression").higher_is_better
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(name="x", kind="ranking"), "unknown kind"),
+    (dict(name="x", kind="classification", n_outputs=1), "n_outputs >= 2"),
+    (dict(name="x", kind="binary", n_outputs=2), "exactly one logit"),
+])
+def test_task_rejects_bad_definitions(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Task(**kwargs)
+
+
+def test_losses_match_torch():
+    logits, y = torch.randn(5, 3), torch.tensor([0, 1, 2, 1, 0])
+    assert torch.isclose(Task("c", "classification", 3).loss(logits, y), torch.nn.functional.cross_entropy(logits, y))
+    s, b = torch.randn(5, 1), torch.tensor([0.0, 1, 1, 0, 1])
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(s.squeeze(1), b)
+    assert torch.isclose(Task("b", "binary").loss(s, b), expected)
+    r, t = torch.randn(5, 1), torch.randn(5)
+    assert torch.isclose(Task("r", "regression").loss(r, t), ((r.squeeze(1) - t) ** 2).mean())
+
+
+def test_mismatched_head_raises_value_error():
+    task = Task("digit", "classification", 10)
+    with pytest.raises(ValueError, match="give the head 10 outputs"):
+        task.loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="batch sizes must match"):
+        task.loss(torch.randn(3, 10), torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="1-D integer"):
+        task.loss(torch.randn(4, 10), torch.randn(4, 10))
+    with pytest.raises(ValueError, match="value"):
+        Task("r", "regression").loss(torch.randn(4, 2), torch.randn(4))
+
+
+def test_unknown_task_name_and_empty_list():
+    tasks = [Task("a", "binary"), Task("b", "binary")]
+    assert get_task(tasks, "b").name == "b"
+    with pytest.raises(ValueError, match="Unknown task 'c'"):
+        get_task(tasks, "c")
+    with pytest.raises(ValueError, match="empty"):
+        check_tasks([])
+    with pytest.raises(ValueError, match="unique"):
+        check_tasks([Task("a", "binary"), Task("a", "binary")])
+
+
+def test_metrics_on_hand_checked_cases():
+    assert accuracy(torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), torch.tensor([0, 1, 1])) == pytest.approx(2 / 3)
+    assert auc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1])) == pytest.approx(0.75)
+    assert rmse(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 4.0])) == pytest.approx(2 ** 0.5)
+    with pytest.raises(ValueError, match="both classes"):
+        auc(torch.tensor([0.1, 0.2]), torch.tensor([1, 1]))
+
+
+def test_mean_std_uses_sample_std():
+    m, s = mean_std([1.0, 2.0, 3.0])
+    assert (m, s) == pytest.approx((2.0, 1.0))
+    assert format_mean_std([1.0, 2.0, 3.0], 2) == "2.00 ± 1.00"
+    with pytest.raises(ValueError):
+        mean_std([])
