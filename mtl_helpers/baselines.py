@@ -84,10 +84,11 @@ def train_and_test(dataset: MultiTaskDataset, task_names: Sequence[str], lr: flo
     budget = _budget(dataset.name)
     tasks = [dataset.task(n) for n in task_names]
     fit_kwargs.setdefault("verbose", False)
+    fit_kwargs.setdefault("epochs", budget.epochs)
     seed_everything(seed)
     model = make_model(dataset, task_names)
     with Timer() as t:
-        history = fit(model, train if train is not None else dataset.train, tasks, epochs=budget.epochs,
+        history = fit(model, train if train is not None else dataset.train, tasks,
                       lr=lr, batch_size=budget.batch_size, seed=seed, **fit_kwargs)
     return {"val": evaluate(model, dataset.val, tasks), "test": evaluate(model, dataset.test, tasks),
             "seconds": t.seconds, "history": history, "model": model}
@@ -96,7 +97,7 @@ def train_and_test(dataset: MultiTaskDataset, task_names: Sequence[str], lr: flo
 def tune_lr(dataset: MultiTaskDataset, task_names: Sequence[str], seed: int = 0) -> tuple[float, dict[float, dict]]:
     """Grid-search the learning rate on the validation split (mean of the tasks' validation
     metrics; all course baselines are higher-is-better). Returns the best lr and every run."""
-    runs = {lr: train_and_test(dataset, task_names, lr, seed) for lr in _budget(dataset.name).lrs}
+    runs = {lr: train_and_test(dataset, task_names, lr, seed, val=dataset.val) for lr in _budget(dataset.name).lrs}
     score = lambda lr: sum(runs[lr]["val"].values()) / len(task_names)  # noqa: E731
     return max(runs, key=score), runs
 
@@ -111,8 +112,47 @@ def run_baselines(dataset: MultiTaskDataset, seeds: Sequence[int] = SEEDS) -> di
         tests += [train_and_test(dataset, [task.name], best, s)["test"][task.name] for s in seeds[1:]]
         results[task.name] = {"metric": task.metric_name, "lr": best, "seeds": list(seeds), "test": tests,
                               "val_by_lr": {str(lr): r["val"][task.name] for lr, r in runs.items()},
+                              "val_curves": {str(lr): r["history"].frame()[f"val/{task.name}"].round(4).tolist()
+                                             for lr, r in runs.items()},
                               "seconds_per_run": runs[best]["seconds"]}
     return results
+
+
+def learning_curve(dataset: MultiTaskDataset, task_name: str, sizes: Sequence[int], lr: float,
+                   seeds: Sequence[int] = SEEDS, max_epochs: int = 30) -> dict[int, list[float]]:
+    """Test metric of the single-task net trained on the first ``n`` rows of a random order
+    of the training split, for each ``n`` in ``sizes`` and each seed.
+
+    Epochs are scaled by full size / n so that every size gets about the same number of
+    gradient steps as the full budget (capped at ``max_epochs``): a small set should not
+    lose simply because it was trained for fewer steps.
+    """
+    budget, full = _budget(dataset.name), len(dataset.train)
+    curve = {}
+    for n in sizes:
+        epochs = min(max_epochs, max(budget.epochs, round(budget.epochs * full / n)))
+        curve[n] = [train_and_test(dataset, [task_name], lr, seed, train=dataset.train.take(n, seed=seed),
+                                   epochs=epochs)["test"][task_name] for seed in seeds]
+    return curve
+
+
+def plot_tuning(results: dict[str, dict], lr: float | None = None, axes=None):
+    """Validation metric per epoch for each learning rate of the grid, one panel per task
+    (``results`` as returned by :func:`run_baselines`); ``lr`` highlights one of them."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 2.8), squeeze=False)[1][0]
+    for ax, (task, res) in zip(axes, results.items()):
+        for key, curve in res["val_curves"].items():
+            chosen = lr is None or float(key) == lr
+            ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3, alpha=1.0 if chosen else 0.25,
+                    label=f"lr {key}" + (" (best)" if float(key) == res["lr"] else ""))
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation {res['metric']}")
+        ax.legend(fontsize=7)
+    return axes
 
 
 def reference_baselines(dataset: str | None = None) -> dict:

@@ -97,3 +97,14 @@ class HardSharing(nn.Module):
         if name not in self.heads:
             raise ValueError(f"Unknown task {name!r}; this model has heads {self.task_names}.")
         return self.heads[name].parameters()
+
+
+def parameter_counts(n_tasks: int, trunk_params: int, head_params: int) -> dict[str, int]:
+    """Parameters of T separate single-task nets vs one hard-sharing net.
+
+    separate = T·(trunk + head);  shared = trunk + T·head.  The ratio shared/separate tends to
+    head/(trunk + head) as T grows: the trunk is paid for once instead of T times.
+    """
+    if n_tasks < 1 or trunk_params < 0 or head_params < 0:
+        raise ValueError("n_tasks must be >= 1 and parameter counts >= 0.")
+    return {"separate": n_tasks * (trunk_params + head_params), "shared": trunk_params + n_tasks * head_params}

@@ -63,8 +63,47 @@ def show_images(x: Tensor, titles: Sequence[str] | None = None, ncols: int = 8) 
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i].cpu(), cmap="gray_r")
+            ax.imshow(images[i].detach().cpu().numpy(), cmap="gray_r")
             if titles is not None:
                 ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def draw_hard_sharing(task_names: Sequence[str] = ("task A", "task B"), ax: plt.Axes | None = None) -> plt.Axes:
+    """The picture of hard parameter sharing: one input, one shared trunk, one head per task."""
+    ax = ax or plt.subplots(figsize=(6, 2.8))[1]
+    box = dict(boxstyle="round,pad=0.4", ec="black")
+    ax.text(0.05, 0.5, "input x", ha="center", va="center", bbox={**box, "fc": "#eeeeee"})
+    ax.text(0.38, 0.5, "shared trunk f(x)\n(learned by all tasks)", ha="center", va="center",
+            bbox={**box, "fc": "#cfe2f3"})
+    n = len(task_names)
+    for i, name in enumerate(task_names):
+        y = 0.5 if n == 1 else 0.85 - 0.7 * i / (n - 1)
+        ax.annotate("", xy=(0.66, y), xytext=(0.53, 0.5), arrowprops=dict(arrowstyle="->"))
+        ax.text(0.75, y, f"head {i + 1}", ha="center", va="center", bbox={**box, "fc": "#fce5cd"})
+        ax.text(0.95, y, name, ha="center", va="center", fontsize=9)
+    ax.annotate("", xy=(0.23, 0.5), xytext=(0.11, 0.5), arrowprops=dict(arrowstyle="->"))
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    return ax
+
+
+def draw_parameter_scaling(n_tasks: int, trunk_params: int, head_params: int, max_tasks: int = 10,
+                           ax: plt.Axes | None = None) -> plt.Axes:
+    """Parameters of T separate nets vs one hard-sharing net for T = 1..max_tasks, with T marked."""
+    from .models import parameter_counts
+
+    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    ts = list(range(1, max_tasks + 1))
+    counts = [parameter_counts(t, trunk_params, head_params) for t in ts]
+    ax.plot(ts, [c["separate"] for c in counts], marker="o", label="T separate nets")
+    ax.plot(ts, [c["shared"] for c in counts], marker="s", label="one shared trunk + T heads")
+    here = parameter_counts(n_tasks, trunk_params, head_params)
+    ax.axvline(n_tasks, color="gray", ls=":")
+    ax.set_title(f"T = {n_tasks}: shared / separate = {here['shared'] / here['separate']:.2f}", fontsize=10)
+    ax.set_xlabel("number of tasks T")
+    ax.set_ylabel("parameters")
+    ax.legend(fontsize=8)
+    return ax
