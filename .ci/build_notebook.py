@@ -29,10 +29,13 @@ def build(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     start = time.perf_counter()
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-    seconds = time.perf_counter() - start
-    clean(nb)
-    nbformat.write(nb, path)
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:  # write even a failed run, so its error output can be read in the notebook
+        seconds = time.perf_counter() - start
+        clean(nb)
+        nbformat.write(nb, path)
     return seconds
 
 
