@@ -215,14 +215,11 @@ def adult_labels(df: pd.DataFrame) -> dict[str, Tensor]:
             "never_married": torch.tensor((df["marital_status"] == "Never-married").to_numpy(), dtype=torch.float32)}
 
 
-def load_adult(val_fraction: float = 0.15, n_train: int | None = None, seed: int = 0) -> MultiTaskDataset:
-    """UCI Adult with the MMoE paper's task pair (Ma et al., KDD 2018, §5.2).
-
-    Train / validation come from ``adult.data`` (a random ``val_fraction`` held out), test is
-    ``adult.test``. ``n_train`` optionally subsamples the training rows (for learning curves
-    and quick drills). Features: 6 standardised numerics + one-hot categoricals, without the
-    two leaky columns.
-    """
+def split_adult_frames(val_fraction: float = 0.15, n_train: int | None = None,
+                       seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Raw (train, validation, test) frames: a random ``val_fraction`` of ``adult.data`` is held
+    out for validation, ``adult.test`` is the test set; ``n_train`` keeps only that many
+    training rows."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
     full, test = read_adult_frames()
@@ -233,6 +230,18 @@ def load_adult(val_fraction: float = 0.15, n_train: int | None = None, seed: int
         if not 0 < n_train <= len(train_df):
             raise ValueError(f"n_train must be in 1..{len(train_df)}, got {n_train}.")
         train_df = train_df.iloc[:n_train]
+    return train_df, val_df, test
+
+
+def load_adult(val_fraction: float = 0.15, n_train: int | None = None, seed: int = 0) -> MultiTaskDataset:
+    """UCI Adult with the MMoE paper's task pair (Ma et al., KDD 2018, §5.2).
+
+    Train / validation come from ``adult.data`` (a random ``val_fraction`` held out), test is
+    ``adult.test``. ``n_train`` optionally subsamples the training rows (for learning curves
+    and quick drills). Features: 6 standardised numerics + one-hot categoricals, without the
+    two leaky columns.
+    """
+    train_df, val_df, test = split_adult_frames(val_fraction, n_train, seed)
     x_train, x_val, names = adult_features(train_df, val_df)
     _, x_test, _ = adult_features(train_df, test)
     split = lambda x, df: Split(torch.from_numpy(x), adult_labels(df))  # noqa: E731

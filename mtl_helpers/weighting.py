@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from .baselines import BUDGETS, make_model
-from .data import MultiTaskDataset, Split, adult_features, adult_labels, read_adult_frames
+from .data import MultiTaskDataset, Split, adult_features, adult_labels, split_adult_frames
 from .models import HardSharing, mlp
 from .tasks import Task
 from .train import History, evaluate, fit
@@ -429,16 +429,7 @@ def load_income_and_regression(target: str = "hours_per_week", val_fraction: flo
     numeric = ("age", "hours_per_week", "education_num", "capital_gain", "capital_loss")
     if target not in numeric:
         raise ValueError(f"target must be one of {numeric}, got {target!r}.")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
-    full, test = read_adult_frames()
-    perm = np.random.default_rng(seed).permutation(len(full))
-    n_val = int(val_fraction * len(full))
-    val_df, train_df = full.iloc[perm[:n_val]], full.iloc[perm[n_val:]]
-    if n_train is not None:
-        if not 0 < n_train <= len(train_df):
-            raise ValueError(f"n_train must be in 1..{len(train_df)}, got {n_train}.")
-        train_df = train_df.iloc[:n_train]
+    train_df, val_df, test = split_adult_frames(val_fraction, n_train, seed)
     x_train, x_val, names = adult_features(train_df, val_df)
     _, x_test, _ = adult_features(train_df, test)
     keep = [i for i, name in enumerate(names) if name != target]
