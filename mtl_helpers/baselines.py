@@ -94,10 +94,13 @@ def train_and_test(dataset: MultiTaskDataset, task_names: Sequence[str], lr: flo
             "seconds": t.seconds, "history": history, "model": model}
 
 
-def tune_lr(dataset: MultiTaskDataset, task_names: Sequence[str], seed: int = 0) -> tuple[float, dict[float, dict]]:
+def tune_lr(dataset: MultiTaskDataset, task_names: Sequence[str], seed: int = 0,
+            **fit_kwargs) -> tuple[float, dict[float, dict]]:
     """Grid-search the learning rate on the validation split (mean of the tasks' validation
-    metrics; all course baselines are higher-is-better). Returns the best lr and every run."""
-    runs = {lr: train_and_test(dataset, task_names, lr, seed, val=dataset.val) for lr in _budget(dataset.name).lrs}
+    metrics; all course baselines are higher-is-better). Returns the best lr and every run;
+    extra keyword arguments (e.g. ``device``) go to :func:`~mtl_helpers.train.fit`."""
+    runs = {lr: train_and_test(dataset, task_names, lr, seed, val=dataset.val, **fit_kwargs)
+            for lr in _budget(dataset.name).lrs}
     score = lambda lr: sum(runs[lr]["val"].values()) / len(task_names)  # noqa: E731
     return max(runs, key=score), runs
 

@@ -25,6 +25,13 @@ from .tasks import Task, check_tasks, get_task
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
+def _row_order(n: int, seed: int) -> np.ndarray:
+    """A random order of n rows from NumPy's generator: a stream independent of the torch
+    generator that ``fit(seed=...)`` uses for batch order. (With the same stream and seed,
+    the rows kept by ``with_label_fraction`` would all land in the first batches.)"""
+    return np.random.default_rng(seed).permutation(n)
+
+
 @dataclass
 class Split:
     """Inputs and per-task targets of one split.
@@ -61,8 +68,7 @@ class Split:
         """A random subset of ``n`` rows (the same rows for the same seed)."""
         if not 0 < n <= len(self):
             raise ValueError(f"take(n) needs 0 < n <= {len(self)}, got {n}.")
-        g = torch.Generator().manual_seed(seed)
-        return self.subset(torch.randperm(len(self), generator=g)[:n])
+        return self.subset(torch.from_numpy(_row_order(len(self), seed)[:n]))
 
     def with_label_fraction(self, task: str, fraction: float, seed: int = 0) -> "Split":
         """Keep every input but only a random ``fraction`` of task ``task``'s labels."""
@@ -70,9 +76,8 @@ class Split:
             raise ValueError(f"Unknown task {task!r}; the tasks are {list(self.y)}.")
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
-        g = torch.Generator().manual_seed(seed)
         keep = torch.zeros(len(self), dtype=torch.bool)
-        keep[torch.randperm(len(self), generator=g)[: max(1, round(fraction * len(self)))]] = True
+        keep[torch.from_numpy(_row_order(len(self), seed)[: max(1, round(fraction * len(self)))])] = True
         return replace(self, masks={**self.masks, task: keep})
 
     def to(self, device: torch.device | str) -> "Split":

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import random
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch

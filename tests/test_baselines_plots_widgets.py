@@ -5,8 +5,14 @@ import torch
 from mtl_helpers.baselines import learning_curve, plot_tuning, reference_baselines, run_baselines
 from mtl_helpers.data import load_adult
 from mtl_helpers.models import parameter_counts
-from mtl_helpers.plots import (draw_hard_sharing, draw_parameter_scaling, plot_history, plot_learning_curve,
-                               results_table, show_images)
+from mtl_helpers.plots import (
+    draw_hard_sharing,
+    draw_parameter_scaling,
+    plot_history,
+    plot_learning_curve,
+    results_table,
+    show_images,
+)
 from mtl_helpers.train import History
 from mtl_helpers.widgets import slider_panel
 

@@ -3,8 +3,17 @@ import hashlib
 import pytest
 import torch
 
-from mtl_helpers.data import (ADULT_LEAKY, DATA_DIR, Split, _overlay, load_adult, load_mnist_5k, load_multimnist,
-                              make_mmoe_data, read_adult_frames)
+from mtl_helpers.data import (
+    ADULT_LEAKY,
+    DATA_DIR,
+    Split,
+    _overlay,
+    load_adult,
+    load_mnist_5k,
+    load_multimnist,
+    make_mmoe_data,
+    read_adult_frames,
+)
 
 CHECKSUMS = {
     "mnist_5k.csv.gz": "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
@@ -90,3 +99,13 @@ def test_select_gives_a_single_task_view():
     assert [t.name for t in single.tasks] == ["left"] and list(single.train.y) == ["left"]
     with pytest.raises(ValueError, match="Unknown task"):
         ds.select(["middle"])
+
+
+def test_label_mask_is_independent_of_the_training_batch_order():
+    """fit(seed=s) shuffles with torch.randperm; the mask for the same s must not follow it,
+    or every labelled row would sit in the first batches of the first epoch."""
+    n = 1000
+    split = Split(torch.zeros(n, 1), {"a": torch.zeros(n)})
+    kept = split.with_label_fraction("a", 0.1, seed=0).masks["a"]
+    first_batches = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:100]
+    assert kept[first_batches].sum() < 40  # ~10 expected by chance, 100 if the streams coincided

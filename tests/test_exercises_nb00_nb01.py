@@ -33,7 +33,8 @@ def test_glossary_checker():
              "梯度冲突": "gradient conflict", "任务权重": "task weighting"}
     assert nb00.check_glossary(right)
     assert not nb00.check_glossary({**right, "负迁移": "positive transfer"})
-    assert not nb00.check_glossary({**right, "硬参数共享": "soft parameter sharing", "软参数共享": "hard parameter sharing"})
+    swapped = {**right, "硬参数共享": "soft parameter sharing", "软参数共享": "hard parameter sharing"}
+    assert not nb00.check_glossary(swapped)
 
 
 def test_accuracy_checker():

@@ -75,7 +75,7 @@ def test_fit_rejects_unknown_task_empty_tasks_and_both_hooks():
     with pytest.raises(ValueError, match="empty"):
         fit(toy_model(), toy_split(), [], verbose=False)
     with pytest.raises(ValueError, match="not both"):
-        fit(toy_model(), toy_split(), TASKS, weighting=lambda l: l.sum(), gradient_method=lambda g: g.sum(0))
+        fit(toy_model(), toy_split(), TASKS, weighting=lambda losses: losses.sum(), gradient_method=lambda g: g.sum(0))
 
 
 def test_head_that_does_not_fit_its_targets_raises():
