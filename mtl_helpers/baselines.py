@@ -180,4 +180,9 @@ def write_reference_baselines(path: Path = REFERENCE_FILE) -> dict:
 
 
 if __name__ == "__main__":  # python -m mtl_helpers.baselines
+    import torch
+
+    # The test suite runs one thread per process; so does this, which makes the stored numbers
+    # the ones a test run reproduces (thread count changes float summation order).
+    torch.set_num_threads(1)
     json.dump(write_reference_baselines()["results"], sys.stdout, indent=1)
