@@ -1,5 +1,6 @@
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -106,6 +107,7 @@ def test_head_losses_reject_plausible_wrong_answers(capsys):
     unshaped = lambda z, y: F.binary_cross_entropy_with_logits(z, y)  # (N, 1) vs (N,): raises
     assert not check_head_losses(good_classification, unshaped, good_regression)
     broadcast = lambda p, y: F.mse_loss(p, y)  # (N, 1) vs (N,): broadcasts to (N, N)
-    assert not check_head_losses(good_classification, good_binary, broadcast)
+    with pytest.warns(UserWarning, match="target size"):  # torch's own warning about this very mistake
+        assert not check_head_losses(good_classification, good_binary, broadcast)
     assert "broadcasts" in capsys.readouterr().out
     assert not check_head_losses(good_classification, good_binary, lambda p, y: F.l1_loss(p.reshape(y.shape), y))
