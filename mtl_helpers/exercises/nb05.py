@@ -42,7 +42,7 @@ def _compare(fn: Callable, reference: Callable[[Tensor, Tensor], Tensor], cases:
             shown = None if got is None else [round(v, 4) for v in got.reshape(-1).tolist()]
             return report(False, "", f"{what} is wrong for {name} gradients g1={a}, g2={b}: expected "
                                      f"{[round(v, 4) for v in want.reshape(-1).tolist()]}, got {shown}. {hint}")
-    return report(True, f"{what} matches on {len(cases)} cases ({', '.join(cases)}).", "")
+    return report(True, f"{what} matches on {len(cases)} cases ({'; '.join(cases)}).", "")
 
 
 def check_pcgrad_two_tasks(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
