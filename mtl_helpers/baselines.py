@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from torch import nn
 
 from .data import MultiTaskDataset, Split, load_adult, load_multimnist
 from .models import ConvTrunk, HardSharing, make_head, mlp
@@ -77,16 +79,16 @@ def make_model(dataset: MultiTaskDataset, task_names: Sequence[str] | None = Non
 
 
 def train_and_test(dataset: MultiTaskDataset, task_names: Sequence[str], lr: float, seed: int,
-                   train: Split | None = None, **fit_kwargs) -> dict:
-    """Build the standard model, train it with the dataset's budget, and report validation
-    and test metrics and the training time. ``train`` replaces the training split (for
-    learning curves); extra keyword arguments go to :func:`~mtl_helpers.train.fit`."""
+                   train: Split | None = None, build: Callable[[], nn.Module] | None = None, **fit_kwargs) -> dict:
+    """Build the standard model (or ``build()``'s), train it with the dataset's budget, and
+    report validation and test metrics and the training time. ``train`` replaces the training
+    split (for learning curves); extra keyword arguments go to :func:`~mtl_helpers.train.fit`."""
     budget = _budget(dataset.name)
     tasks = [dataset.task(n) for n in task_names]
     fit_kwargs.setdefault("verbose", False)
     fit_kwargs.setdefault("epochs", budget.epochs)
     seed_everything(seed)
-    model = make_model(dataset, task_names)
+    model = build() if build is not None else make_model(dataset, task_names)
     with Timer() as t:
         history = fit(model, train if train is not None else dataset.train, tasks,
                       lr=lr, batch_size=budget.batch_size, seed=seed, **fit_kwargs)

@@ -32,12 +32,12 @@ import torch
 from matplotlib.patches import FancyBboxPatch
 from torch import Tensor, nn
 
-from .baselines import BUDGETS, make_model
+from .baselines import make_model, train_and_test
 from .data import MultiTaskDataset, Split
 from .models import HardSharing
 from .tasks import Task
-from .train import History, evaluate, fit, task_losses
-from .utils import Timer, count_parameters, seed_everything
+from .train import History, task_losses
+from .utils import Timer, count_parameters
 
 # --------------------------------------------------------------------------- where to split
 
@@ -97,16 +97,11 @@ def split_model(dataset: MultiTaskDataset, n_shared: int, task_names: Sequence[s
 def fit_and_test(build: Callable[[], nn.Module], dataset: MultiTaskDataset, task_names: Sequence[str], lr: float,
                  seed: int, train: Split | None = None, epochs: int | None = None,
                  device: torch.device | str | None = None) -> dict:
-    """Like ``baselines.train_and_test`` but for any model ``build()`` returns (e.g. a
+    """:func:`~mtl_helpers.baselines.train_and_test` for any model ``build()`` returns (e.g. a
     :func:`split_model`): seed, build, train with the dataset's budget (``epochs`` overrides
     the number of epochs), return test metrics, training seconds and the model."""
-    budget = BUDGETS[dataset.name]
-    tasks = [dataset.task(n) for n in task_names]
-    seed_everything(seed)
-    model = build().to(device or "cpu")
-    history = fit(model, train if train is not None else dataset.train, tasks, epochs=epochs or budget.epochs,
-                  lr=lr, batch_size=budget.batch_size, seed=seed, verbose=False)
-    return {"test": evaluate(model, dataset.test, tasks), "seconds": history.seconds, "model": model}
+    epochs_kw = {"epochs": epochs} if epochs else {}
+    return train_and_test(dataset, task_names, lr, seed, train=train, build=build, device=device, **epochs_kw)
 
 
 def training_seconds(histories: Sequence[History]) -> float:
