@@ -107,3 +107,24 @@ def draw_parameter_scaling(n_tasks: int, trunk_params: int, head_params: int, ma
     ax.set_ylabel("parameters")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_tuning(results: Mapping[str, Mapping], lr: float | None = None, axes=None):
+    """Validation metric per epoch for each learning rate of the grid, one panel per task.
+
+    ``results[task]`` is a stored baseline record (:func:`mtl_helpers.course.reference_baselines`):
+    ``"val_curves"`` maps each lr to its curve and ``"lr"`` is the chosen one; ``lr`` highlights
+    one of them.
+    """
+    if axes is None:
+        axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 2.8), squeeze=False)[1][0]
+    for ax, (task, res) in zip(axes, results.items()):
+        for key, curve in res["val_curves"].items():
+            chosen = lr is None or float(key) == lr
+            ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3, alpha=1.0 if chosen else 0.25,
+                    label=f"lr {key}" + (" (best)" if float(key) == res["lr"] else ""))
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation {res['metric']}")
+        ax.legend(fontsize=7)
+    return axes

@@ -18,8 +18,10 @@ A trajectory is 100 000 Adam steps (lr 10⁻³) of a 2-vector. With NumPy or PyT
 operation on such a tiny array costs a microsecond of overhead, so a run would take 10–20 s;
 plain Python floats with the analytic gradient take about half a second. That is why this module
 computes the gradient by hand (:func:`toy_gradients`, tested against autograd on
-:func:`toy_losses`) and writes the two-task closed forms of every method with floats
-(tested against the general tensor versions in :mod:`mtl_helpers.conflict`).
+:func:`toy_losses`) and writes the two-task closed forms of the methods with floats (tested
+against the general tensor versions in :mod:`mtl_helpers.conflict`). Method names are those of
+:data:`mtl_helpers.conflict.GRADIENT_METHODS`; a registered method without a float version
+here still runs, through its tensor version (slower).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
 
-from .conflict import _argmin_linear_plus_sqrt, mgda_two_task_gamma
+from .conflict import GRADIENT_METHODS, make_direction
+from .conflict.mgda import mgda_two_task_gamma
+from .conflict.simplex import argmin_linear_plus_sqrt
 
 LOWER = 5e-6
 PARETO_X2 = -8.3551  # x₂ of the mean loss's minimum (0, −8.3551), the centre of the Pareto set
@@ -123,7 +127,7 @@ def make_cagrad_direction(c: float = 0.5) -> Direction2:
     def cagrad_direction(a1: float, a2: float, b1: float, b2: float) -> tuple[float, float]:
         g11, g12, g22 = a1 * a1 + a2 * a2, a1 * b1 + a2 * b2, b1 * b1 + b2 * b2
         k = c * 0.5 * math.sqrt(max(g11 + 2 * g12 + g22, 0.0))  # c‖g₀‖
-        x = _argmin_linear_plus_sqrt(0.5 * (g11 - g22), k, g11 + g22 - 2 * g12, g12 - g22, g22)
+        x = argmin_linear_plus_sqrt(0.5 * (g11 - g22), k, g11 + g22 - 2 * g12, g12 - g22, g22)
         w1, w2 = x * a1 + (1 - x) * b1, x * a2 + (1 - x) * b2
         norm_w = math.sqrt(w1 * w1 + w2 * w2)
         lam = k / norm_w if norm_w > 0 else 0.0
@@ -151,13 +155,32 @@ def normalized_direction(a1: float, a2: float, b1: float, b2: float) -> tuple[fl
     return a1 / n1 + b1 / n2, a2 / n1 + b2 / n2
 
 
+FAST_DIRECTIONS: dict[str, Direction2] = {"mean": mean_direction, "pcgrad": pcgrad_direction,
+                                          "mgda": mgda_direction, "nash": nash_direction,
+                                          "normalized": normalized_direction}
+
+
+def _from_registry(name: str) -> Direction2:
+    """A registered method's tensor direction, called on the 2 × 2 matrix G (slow but general)."""
+    direction = make_direction(name)
+
+    def fn(a1: float, a2: float, b1: float, b2: float) -> tuple[float, float]:
+        d = direction(torch.tensor([[a1, a2], [b1, b2]], dtype=torch.float64))
+        return float(d[0]), float(d[1])
+    return fn
+
+
 def toy_direction(method: str, c: float = 0.5) -> Direction2:
-    """The float direction function of a method name in :data:`TOY_METHODS` (or "normalized")."""
-    table = {"mean": mean_direction, "pcgrad": pcgrad_direction, "mgda": mgda_direction,
-             "cagrad": make_cagrad_direction(c), "nash": nash_direction, "normalized": normalized_direction}
-    if method not in table:
-        raise ValueError(f"Unknown toy method {method!r}; choose one of {TOY_METHODS} or 'normalized'.")
-    return table[method]
+    """The direction function of a method of :data:`~mtl_helpers.conflict.GRADIENT_METHODS`: its
+    float closed form when there is one (PCGrad with the toy's *mean* reduction), else the
+    registry's tensor version."""
+    if method == "cagrad":
+        return make_cagrad_direction(c)
+    if method in FAST_DIRECTIONS:
+        return FAST_DIRECTIONS[method]
+    if method in GRADIENT_METHODS:
+        return _from_registry(method)
+    raise ValueError(f"Unknown toy method {method!r}; choose one of {list(GRADIENT_METHODS)}.")
 
 
 def toy_trajectory(method: str, start: Sequence[float] = STARTS[0], steps: int = 100_000, lr: float = 1e-3,

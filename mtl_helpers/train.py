@@ -4,21 +4,26 @@
 Per step it computes one loss per task, L = (L_1, …, L_T), and then, depending on the hooks:
 
 * default: back-propagate Σ_t L_t (equal weights, the plain multi-task loss);
-* ``weighting``: back-propagate ``weighting(L)`` — a loss-level balancer (static weights,
-  uncertainty weighting, GradNorm, DWA; notebook 04). If it is an ``nn.Module`` its parameters
-  are trained too; if it has ``epoch_end(mean_losses)`` it is called after each epoch;
-* ``gradient_method``: a gradient-level method (PCGrad, MGDA, CAGrad, …; notebook 05). The loop
-  builds G (T × P) on the shared parameters, writes ``gradient_method(G)`` (a P-vector) into
-  their ``.grad``, and gives each head its own task's gradient. With
-  ``gradients_wrt="representation"`` G is taken w.r.t. the shared representation z instead
-  (MGDA-UB: one trunk backward rather than T);
+* ``weighting``: back-propagate ``weighting(L)`` — a loss-level balancer (an object or a name
+  of :data:`mtl_helpers.weighting.WEIGHTINGS`; notebook 04). If it is an ``nn.Module`` its
+  parameters are trained too; if it has ``epoch_end(mean_losses)`` it is called after each epoch;
+* ``gradient_method``: a gradient-level method (a direction function or a name of
+  :data:`mtl_helpers.conflict.GRADIENT_METHODS`; notebook 05). The step builds G (T × P) on
+  the shared parameters, writes ``gradient_method(G)`` (a P-vector) into their ``.grad``, and
+  gives each head its own task's gradient. With ``gradients_wrt="representation"`` G is taken
+  w.r.t. the shared representation z instead (MGDA-UB: one trunk backward rather than T);
 * ``penalty(model)``: an extra term added to the loss (the L2 coupling of notebook 03).
 
-A non-finite loss stops training with a ``ValueError`` naming the task and the step.
+One optimisation step is :func:`train_step`; ``fit`` loops over it, and the cost counters of
+:mod:`mtl_helpers.costs` call the very same function. With ``val`` and ``restore_best=True``
+``fit`` keeps the weights of the epoch with the best validation score: the training length is
+then chosen on validation, as the fair-comparison protocol asks. A non-finite loss stops
+training with a ``ValueError`` naming the task and the step.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,10 +32,11 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .conflict import per_task_gradients
+from .conflict import make_direction, per_task_gradients
 from .data import Split
 from .tasks import Task, check_tasks
 from .utils import quiet
+from .weighting import make_weighting
 
 
 @dataclass
@@ -45,9 +51,12 @@ class StepInfo:
 
 @dataclass
 class History:
-    """Per-epoch records: ``train_loss/<task>``, ``val/<task>`` (the task metric), ``seconds``."""
+    """Per-epoch records: ``train_loss/<task>``, ``val/<task>`` (the task metric), ``seconds``;
+    ``best_epoch`` is the epoch whose weights the model kept (the last one unless
+    ``fit(restore_best=True)``)."""
 
     records: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.records).set_index("epoch")
@@ -101,24 +110,19 @@ def _gradient_step(model: nn.Module, batch: Split, tasks: Sequence[Task], method
     if wrt == "parameters":
         losses = task_losses(model(batch.x), batch, tasks)
         _check_finite(losses, tasks, epoch, step)
-        grads = per_task_gradients(losses, shared)
-        direction = method(grads)
-        if direction.shape != (grads.shape[1],):
-            raise ValueError(f"gradient_method must return a ({grads.shape[1]},) vector, got {tuple(direction.shape)}.")
+        grads = per_task_gradients(losses, shared)  # T backward passes through the trunk
+        direction = _checked(method(grads), grads)
         offset = 0
         for p in shared:
             p.grad = direction[offset:offset + p.numel()].view_as(p).clone()
             offset += p.numel()
     elif wrt == "representation":
         z = model.encode(batch.x)
-        z_leaf = z.detach().requires_grad_(True)
-        losses = task_losses(model.decode(z_leaf), batch, tasks)
+        losses = task_losses(model.decode(z), batch, tasks)
         _check_finite(losses, tasks, epoch, step)
-        grads = per_task_gradients(losses, [z_leaf])
-        direction = method(grads)
-        if direction.shape != (grads.shape[1],):
-            raise ValueError(f"gradient_method must return a ({grads.shape[1]},) vector, got {tuple(direction.shape)}.")
-        z.backward(direction.view_as(z))  # trunk gets J_zᵀ d, one backward pass
+        grads = per_task_gradients(losses, [z])  # ∇_z L_i: T backward passes through the heads only
+        direction = _checked(method(grads), grads)
+        z.backward(direction.view_as(z), retain_graph=True)  # the trunk gets J_zᵀ d: one backward pass
     else:
         raise ValueError(f"gradients_wrt must be 'parameters' or 'representation', got {wrt!r}.")
     # Each head's parameters only reach its own loss, so ∇ of the sum is each head's own gradient.
@@ -128,26 +132,85 @@ def _gradient_step(model: nn.Module, batch: Split, tasks: Sequence[Task], method
     return losses.detach(), grads.detach()
 
 
+def _checked(direction: Tensor, grads: Tensor) -> Tensor:
+    if direction.shape != (grads.shape[1],):
+        raise ValueError(f"gradient_method must return a ({grads.shape[1]},) vector, got {tuple(direction.shape)}.")
+    return direction
+
+
+def train_step(model: nn.Module, batch: Split, tasks: Sequence[Task], optimizer: torch.optim.Optimizer, *,
+               weighting: Callable[[Tensor], Tensor] | None = None,
+               gradient_method: Callable[[Tensor], Tensor] | None = None, gradients_wrt: str = "parameters",
+               penalty: Callable[[nn.Module], Tensor] | None = None, epoch: int = 0,
+               step: int = 0) -> tuple[Tensor, Tensor | None]:
+    """One optimisation step on ``batch``; returns the detached task losses (T,) and G (or None).
+
+    Default: back-propagate Σ_t L_t (+ penalty). With ``weighting``: back-propagate
+    ``weighting(L)`` (+ penalty). With ``gradient_method``: see :func:`_gradient_step`.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    grads = None
+    if gradient_method is not None:
+        losses, grads = _gradient_step(model, batch, tasks, gradient_method, gradients_wrt, epoch, step)
+        if penalty is not None:
+            penalty(model).backward()
+    else:
+        losses = task_losses(model(batch.x), batch, tasks)
+        _check_finite(losses, tasks, epoch, step)
+        total = weighting(losses) if weighting is not None else losses.sum()
+        if penalty is not None:
+            total = total + penalty(model)
+        total.backward()
+        losses = losses.detach()
+    optimizer.step()
+    return losses, grads
+
+
+def selection_score(metrics: dict[str, float], tasks: Sequence[Task]) -> float:
+    """The default validation score a run is selected on: the mean over tasks of the metric,
+    negated where lower is better (RMSE). With tasks in different units, pass your own."""
+    return sum(metrics[t.name] if t.higher_is_better else -metrics[t.name] for t in tasks) / len(tasks)
+
+
+def resolve_methods(model: nn.Module, tasks: Sequence[Task], weighting: object,
+                    gradient_method: object) -> tuple[Callable | None, Callable | None]:
+    """Turn registry names into objects: ``weighting="uw"`` or ``gradient_method="pcgrad"``."""
+    if weighting is not None and gradient_method is not None:
+        raise ValueError("Use either a loss weighting or a gradient method, not both.")
+    if isinstance(weighting, str):
+        weighting = make_weighting(weighting, model, tasks)
+    if isinstance(gradient_method, str):
+        gradient_method = make_direction(gradient_method)
+    return weighting, gradient_method
+
+
 def fit(model: nn.Module, train: Split, tasks: Sequence[Task], *, epochs: int = 5, lr: float = 1e-3,
-        batch_size: int = 128, weight_decay: float = 0.0, val: Split | None = None,
-        weighting: Callable[[Tensor], Tensor] | None = None,
-        gradient_method: Callable[[Tensor], Tensor] | None = None, gradients_wrt: str = "parameters",
+        batch_size: int = 128, weight_decay: float = 0.0, val: Split | None = None, restore_best: bool = False,
+        score: Callable[[dict[str, float]], float] | None = None, val_every: int = 1,
+        weighting: Callable[[Tensor], Tensor] | str | None = None,
+        gradient_method: Callable[[Tensor], Tensor] | str | None = None, gradients_wrt: str = "parameters",
         penalty: Callable[[nn.Module], Tensor] | None = None,
-        on_step: Callable[[StepInfo], None] | None = None, device: torch.device | str | None = None,
-        seed: int = 0, verbose: bool | None = None) -> History:
+        on_step: Callable[[StepInfo], None] | None = None, on_epoch: Callable[[int, dict], None] | None = None,
+        device: torch.device | str | None = None, seed: int = 0, verbose: bool | None = None) -> History:
     """Train ``model`` with Adam on ``train``; return the per-epoch :class:`History`.
 
     Mini-batch order is drawn from its own generator seeded by ``seed``, so two runs with the
-    same seed (and same initial weights) see the same batches.
+    same seed (and same initial weights) see the same batches. With ``val``, the validation
+    metrics are recorded every ``val_every`` epochs (and at the last); ``restore_best=True``
+    then keeps the weights of the best recorded epoch by ``score`` (default
+    :func:`selection_score`). ``on_step(StepInfo)`` and ``on_epoch(epoch, record)`` are
+    called after every step and every epoch.
     """
     tasks = check_tasks(tasks)
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}.")
-    if weighting is not None and gradient_method is not None:
-        raise ValueError("Use either a loss weighting or a gradient method, not both.")
+    if epochs < 1 or batch_size < 1 or val_every < 1:
+        raise ValueError(f"epochs, batch_size and val_every must be >= 1, got {epochs}, {batch_size}, {val_every}.")
+    if restore_best and val is None:
+        raise ValueError("restore_best=True chooses the epoch on validation: pass val=<the validation split>.")
     for task in tasks:
         if task.name not in train.y:
             raise ValueError(f"Unknown task {task.name!r}: the training split has targets for {list(train.y)}.")
+    weighting, gradient_method = resolve_methods(model, tasks, weighting, gradient_method)
+    score = score or (lambda metrics: selection_score(metrics, tasks))
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     train = train.to(device)
@@ -158,27 +221,14 @@ def fit(model: nn.Module, train: Split, tasks: Sequence[Task], *, epochs: int = 
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     show = (not quiet()) if verbose is None else verbose
-    history, step = History(), 0
+    history, step, best = History(), 0, (-float("inf"), None)
     for epoch in range(1, epochs + 1):
         model.train()
         start, loss_sum, n_batches = time.perf_counter(), torch.zeros(len(tasks), device=device), 0
         for index in torch.randperm(len(train), generator=generator).split(batch_size):
-            batch = train.subset(index.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            grads = None
-            if gradient_method is not None:
-                losses, grads = _gradient_step(model, batch, tasks, gradient_method, gradients_wrt, epoch, step)
-                if penalty is not None:
-                    penalty(model).backward()
-            else:
-                losses = task_losses(model(batch.x), batch, tasks)
-                _check_finite(losses, tasks, epoch, step)
-                total = weighting(losses) if weighting is not None else losses.sum()
-                if penalty is not None:
-                    total = total + penalty(model)
-                total.backward()
-                losses = losses.detach()
-            optimizer.step()
+            losses, grads = train_step(model, train.subset(index.to(device)), tasks, optimizer, weighting=weighting,
+                                       gradient_method=gradient_method, gradients_wrt=gradients_wrt,
+                                       penalty=penalty, epoch=epoch, step=step)
             loss_sum += losses
             n_batches += 1
             if on_step is not None:
@@ -190,12 +240,21 @@ def fit(model: nn.Module, train: Split, tasks: Sequence[Task], *, epochs: int = 
             weighting.epoch_end(mean_losses)
         record = {"epoch": epoch, "seconds": seconds}
         record.update({f"train_loss/{t.name}": mean_losses[i].item() for i, t in enumerate(tasks)})
-        if val is not None:
-            record.update({f"val/{k}": v for k, v in evaluate(model, val, tasks).items()})
+        if val is not None and (epoch % val_every == 0 or epoch == epochs):
+            metrics = evaluate(model, val, tasks)
+            record.update({f"val/{k}": v for k, v in metrics.items()})
+            if restore_best and score(metrics) > best[0]:
+                best = (score(metrics), epoch, copy.deepcopy(model.state_dict()))
         history.records.append(record)
+        if on_epoch is not None:
+            on_epoch(epoch, record)
         if show:
             shown = "  ".join(f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds"))
             print(f"epoch {epoch:>3}/{epochs}  {seconds:5.2f}s  {shown}")
+    history.best_epoch = epochs
+    if restore_best and best[1] is not None:
+        model.load_state_dict(best[2])
+        history.best_epoch = best[1]
     return history
 
 

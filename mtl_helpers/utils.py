@@ -1,12 +1,12 @@
-"""Small utilities every notebook uses: seeding, the device, parameter counts, timing, claims."""
+"""Small utilities every notebook uses: seeding, the device, parameter counts, one timer, claims."""
 
 from __future__ import annotations
 
 import os
 import random
+import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -50,39 +50,33 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-class Timer:
-    """Wall-clock stopwatch that waits for the GPU before reading the clock.
+def time_interleaved(fns: Mapping[str, Callable[[], object]], repeats: int = 15, warmup: int = 3,
+                     device: torch.device | str | None = None) -> dict[str, float]:
+    """Median wall-clock seconds of each function, the functions timed in turn inside each repeat.
 
-    >>> with Timer() as t:
-    ...     _ = sum(range(1000))
-    >>> t.seconds >= 0
-    True
+    The course's one timer. Interleaving (A, B, C, A, B, C, …) means a burst of background
+    load hits every entry alike, and the median ignores the bursts. Times are *shown*, never
+    asserted with a margin: a claim about cost uses a deterministic measure instead (parameters,
+    FLOPs, backward passes: :mod:`mtl_helpers.costs`). With a CUDA ``device`` the clock is read
+    only after the GPU has finished.
     """
-
-    def __init__(self, device: torch.device | str | None = None) -> None:
-        self.device = torch.device(device) if device is not None else None
-        self.seconds = float("nan")
-
-    def _sync(self) -> None:
-        if self.device is not None and self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def __enter__(self) -> "Timer":
-        self._sync()
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._sync()
-        self.seconds = time.perf_counter() - self._start
-
-
-@contextmanager
-def timed(label: str, device: torch.device | str | None = None) -> Iterator[Timer]:
-    """Context manager that prints how long its block took: ``with timed("training"): ...``."""
-    with Timer(device) as t:
-        yield t
-    print(f"{label}: {t.seconds:.2f} s")
+    if not fns:
+        raise ValueError("time_interleaved needs at least one function to time.")
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}.")
+    cuda = device is not None and torch.device(device).type == "cuda"
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(warmup + repeats):
+        for name, fn in fns.items():
+            if cuda:
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            fn()
+            if cuda:
+                torch.cuda.synchronize(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 class ClaimError(AssertionError):

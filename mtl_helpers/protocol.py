@@ -1,0 +1,241 @@
+"""The fair-comparison protocol: every arm gets the same search, the same seeds, paired.
+
+A comparison in this course (STL vs MTL, coupling vs weight decay, weighting A vs B, a
+gradient method vs equal weights) is a set of :class:`Arm` s run on one dataset:
+
+1. **Same search for every arm, on validation only** (:func:`tune`): every learning rate of
+   the dataset's :class:`~mtl_helpers.data.Budget` × the arm's own setting (α, c, λ …), and
+   the training length: each run may take the budget's number of optimisation steps (an arm
+   on fewer rows gets more epochs, :meth:`Budget.max_epochs`) and keeps its best epoch on
+   validation. The search an arm used is recorded beside its result (:class:`Tuned`).
+2. **Same seeds, paired** (:func:`compare`): seed s gives every arm the same initial-weight
+   stream and the same batch order; each arm's chosen setting is run for every seed.
+3. **Differences, not just levels**: :meth:`Comparison.difference` is the paired difference
+   over seeds with a t-interval, and :func:`claim_difference` states a direction only when the
+   interval excludes zero.
+
+One training run is :func:`run`, and every run, however it was trained, is a :class:`Run`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from .data import MultiTaskDataset, Split
+from .metrics import PairedDifference, format_mean_std, paired_difference
+from .tasks import Task
+from .train import History, evaluate, fit, selection_score
+from .utils import claim, seed_everything
+
+
+@dataclass
+class Arm:
+    """One contender of a comparison.
+
+    Attributes:
+        name: how tables and claims call it.
+        build: ``build(setting) -> model``, called right after ``seed_everything(seed)``.
+        tasks: the tasks it trains on (default: all of the dataset's).
+        settings: the arm's own knob, searched on validation together with the learning rate
+            (``(None,)``: no knob).
+        options: ``options(model, setting) -> dict`` of extra :func:`~mtl_helpers.train.fit`
+            arguments (``weighting``, ``gradient_method``, ``weight_decay`` …).
+        penalty: a term added to the loss, weighted by the setting: loss + setting · penalty(model)
+            (the L2 coupling of notebook 03). Arms built this way can also train batched.
+        train: the rows it may learn from, ``train(seed) -> Split`` (default: the dataset's
+            training split), e.g. the labelled rows of a masked split.
+        score: the validation score it is selected on (default: mean metric, sign by direction).
+    """
+
+    name: str
+    build: Callable[[Any], nn.Module]
+    tasks: Sequence[str] | None = None
+    settings: Sequence[Any] = (None,)
+    options: Callable[[nn.Module, Any], dict] | None = None
+    penalty: Callable[[nn.Module], Tensor] | None = None
+    train: Callable[[int], Split] | None = None
+    score: Callable[[dict[str, float]], float] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.settings:
+            raise ValueError(f"Arm {self.name!r}: settings must list at least one value ((None,) for no knob).")
+
+    def task_list(self, dataset: MultiTaskDataset) -> list[Task]:
+        return [dataset.task(n) for n in (self.tasks if self.tasks is not None else dataset.task_names)]
+
+    def fit_options(self, model: nn.Module, setting: Any) -> dict:
+        options = dict(self.options(model, setting)) if self.options is not None else {}
+        if self.penalty is not None:
+            weight, fn = float(setting), self.penalty
+            options["penalty"] = lambda m: weight * fn(m)
+        return options
+
+
+@dataclass
+class Run:
+    """One training run: its settings, its validation and test metrics at the kept epoch, its
+    history, time and model. The only result type of the course's training helpers."""
+
+    arm: str
+    seed: int
+    lr: float
+    setting: Any
+    val: dict[str, float]
+    test: dict[str, float]
+    best_epoch: int
+    max_epochs: int
+    steps: int  # optimisation steps taken up to the kept epoch
+    seconds: float
+    history: History | None = None
+    model: nn.Module | None = None
+
+
+def run(arm: Arm, dataset: MultiTaskDataset, *, lr: float, seed: int, setting: Any = None,
+        max_epochs: int | None = None, device: torch.device | str | None = None) -> Run:
+    """Train ``arm`` once (seeded) with the dataset's budget; keep the best epoch on validation.
+
+    ``max_epochs`` defaults to the budget's number of steps on this arm's training rows
+    (:meth:`Budget.max_epochs`); validation is checked at most ~40 times per run.
+    """
+    budget = dataset.require_budget()
+    tasks = arm.task_list(dataset)
+    train = arm.train(seed) if arm.train is not None else dataset.train
+    epochs = max_epochs or budget.max_epochs(len(train), len(dataset.train))
+    seed_everything(seed)
+    model = arm.build(setting)
+    if device is not None:
+        model.to(device)
+    options = arm.fit_options(model, setting)
+    score = arm.score or (lambda metrics: selection_score(metrics, tasks))
+    start = time.perf_counter()
+    history = fit(model, train, tasks, epochs=epochs, lr=lr, batch_size=budget.batch_size, val=dataset.val,
+                  restore_best=True, score=score, val_every=max(1, epochs // 40), seed=seed, verbose=False,
+                  **options)
+    seconds = time.perf_counter() - start
+    steps = history.best_epoch * budget.steps_per_epoch(len(train))
+    return Run(arm.name, seed, lr, setting, evaluate(model, dataset.val, tasks), evaluate(model, dataset.test, tasks),
+               history.best_epoch, epochs, steps, seconds, history, model)
+
+
+Runner = Callable[[Arm, MultiTaskDataset, float, Sequence[Any], Sequence[int]], list[Run]]
+
+
+def sequential_runner(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: Sequence[Any],
+                      seeds: Sequence[int], device: torch.device | str | None = None) -> list[Run]:
+    """Every (setting, seed) pair at one learning rate, one :func:`run` after the other."""
+    return [run(arm, dataset, lr=lr, seed=s, setting=v, device=device) for v in settings for s in seeds]
+
+
+@dataclass
+class Tuned:
+    """The search an arm got: every (lr, setting) tried on validation and the one chosen."""
+
+    arm: str
+    lr: float
+    setting: Any
+    runs: dict[tuple[float, Any], list[Run]]
+
+    @property
+    def n_runs(self) -> int:
+        return sum(len(r) for r in self.runs.values())
+
+    def budget_text(self) -> str:
+        lrs = sorted({lr for lr, _ in self.runs})
+        settings = list(dict.fromkeys(v for _, v in self.runs))
+        knob = f" × {len(settings)} settings" if settings != [None] else ""
+        return f"{len(lrs)} lrs{knob}, best epoch of ≤ {max(r.max_epochs for rs in self.runs.values() for r in rs)}"
+
+
+def tune(arm: Arm, dataset: MultiTaskDataset, seeds: Sequence[int] = (0,), runner: Runner | None = None) -> Tuned:
+    """Grid-search learning rate × the arm's setting on validation (mean score over ``seeds``);
+    the training length is each run's best epoch. Returns every run and the choice."""
+    budget = dataset.require_budget()
+    runner = runner or sequential_runner
+    tasks = arm.task_list(dataset)
+    score = arm.score or (lambda metrics: selection_score(metrics, tasks))
+    runs: dict[tuple[float, Any], list[Run]] = {}
+    for lr in budget.lrs:
+        batch = runner(arm, dataset, lr, list(arm.settings), list(seeds))
+        for setting in arm.settings:
+            runs[(lr, setting)] = [r for r in batch if r.setting == setting]
+    best = max(runs, key=lambda key: float(np.mean([score(r.val) for r in runs[key]])))
+    return Tuned(arm.name, best[0], best[1], runs)
+
+
+@dataclass
+class Comparison:
+    """Paired runs of several arms: ``runs[arm][i]`` used ``seeds[i]``."""
+
+    seeds: list[int]
+    runs: dict[str, list[Run]]
+    tuned: dict[str, Tuned] = field(default_factory=dict)
+
+    def values(self, arm: str, task: str, split: str = "test") -> list[float]:
+        if arm not in self.runs:
+            raise ValueError(f"Unknown arm {arm!r}; the arms are {list(self.runs)}.")
+        return [getattr(r, split)[task] for r in self.runs[arm]]
+
+    def difference(self, a: str, b: str, task: str, split: str = "test") -> PairedDifference:
+        """Paired difference a − b of ``task``'s metric over the seeds."""
+        return paired_difference(self.values(a, task, split), self.values(b, task, split))
+
+    def table(self, split: str = "test", digits: int = 4) -> pd.DataFrame:
+        """Per arm: mean ± std of every task's metric, the chosen lr and setting, the kept
+        epochs and the search it got."""
+        rows = {}
+        for name, runs in self.runs.items():
+            row = {task: format_mean_std([getattr(r, split)[task] for r in runs], digits) for task in runs[0].test}
+            tuned = self.tuned.get(name)
+            row |= {"lr": runs[0].lr, "setting": runs[0].setting,
+                    "best epoch": f"{int(np.median([r.best_epoch for r in runs]))}/{runs[0].max_epochs}",
+                    "search": tuned.budget_text() if tuned else "given"}
+            rows[name] = row
+        return pd.DataFrame(rows).T.fillna("")
+
+    def differences(self, reference: str, split: str = "test") -> pd.DataFrame:
+        """Every other arm minus ``reference``, per shared task, paired: mean [95 % interval]."""
+        tasks = list(self.runs[reference][0].test)
+        return pd.DataFrame({name: {t: str(self.difference(name, reference, t, split)) for t in tasks
+                                    if t in self.runs[name][0].test}
+                             for name in self.runs if name != reference}).T.fillna("")
+
+
+def compare(arms: Sequence[Arm], dataset: MultiTaskDataset, seeds: Sequence[int] = (0, 1, 2),
+            tune_seeds: Sequence[int] | None = None, runner: Runner | None = None) -> Comparison:
+    """Tune every arm alike (:func:`tune` with ``tune_seeds``, default the first seed), then run
+    each arm's choice with every seed; the tuning runs are reused for their seeds."""
+    if not arms or not seeds:
+        raise ValueError("compare needs at least one arm and one seed.")
+    names = [a.name for a in arms]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Arm names must be unique, got {names}.")
+    runner = runner or sequential_runner
+    tune_seeds = list(tune_seeds) if tune_seeds is not None else [seeds[0]]
+    result = Comparison(list(seeds), {})
+    for arm in arms:
+        tuned = tune(arm, dataset, tune_seeds, runner)
+        done = {r.seed: r for r in tuned.runs[(tuned.lr, tuned.setting)]}
+        missing = [s for s in seeds if s not in done]
+        if missing:
+            done |= {r.seed: r for r in runner(arm, dataset, tuned.lr, [tuned.setting], missing)}
+        result.runs[arm.name] = [done[s] for s in seeds]
+        result.tuned[arm.name] = tuned
+    return result
+
+
+def claim_difference(text: str, difference: PairedDifference, expected: int) -> None:
+    """Claim a direction (+1: the first arm is better, −1: worse) only if the paired interval
+    excludes zero; ``expected=0`` claims "no measurable difference" (the interval contains 0).
+    For a lower-is-better metric (RMSE) pass the difference the other way round."""
+    if expected not in (-1, 0, 1):
+        raise ValueError(f"expected must be +1, -1 or 0, got {expected!r}.")
+    claim(f"{text}: {difference} (95 % paired interval over {len(difference.values)} seeds)",
+          difference.direction == expected)
