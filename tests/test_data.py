@@ -6,14 +6,18 @@ import torch
 from mtl_helpers.data import (
     ADULT_LEAKY,
     DATA_DIR,
+    Budget,
     Split,
-    _overlay,
+    gal_uw_data,
+    gradnorm_toy_data,
     load_adult,
+    load_income_and_regression,
     load_mnist_5k,
     load_multimnist,
     make_mmoe_data,
     read_adult_frames,
 )
+from mtl_helpers.data.multimnist import _overlay
 
 CHECKSUMS = {
     "mnist_5k.csv.gz": "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
@@ -109,3 +113,55 @@ def test_label_mask_is_independent_of_the_training_batch_order():
     kept = split.with_label_fraction("a", 0.1, seed=0).masks["a"]
     first_batches = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:100]
     assert kept[first_batches].sum() < 40  # ~10 expected by chance, 100 if the streams coincided
+
+
+def test_budget_gives_fewer_rows_as_many_steps():
+    budget = Budget(epochs=5, batch_size=100, lrs=(1e-3,))
+    assert budget.max_epochs(1000, 1000) == 5
+    assert budget.max_epochs(100, 1000) == 50  # 1 step per epoch: 50 steps, as 5 epochs of 10 steps
+    assert budget.max_epochs(250, 1000) == 17  # 3 steps per epoch: ≥ 50 steps
+    assert budget.max_epochs(5000, 1000) == 5  # never fewer than the budget's epochs
+    with pytest.raises(ValueError, match="Budget"):
+        Budget(epochs=0, batch_size=1, lrs=(1e-3,))
+    with pytest.raises(ValueError, match="positive"):
+        budget.max_epochs(0, 10)
+
+
+def test_labelled_keeps_exactly_the_labelled_rows_as_a_single_task_split():
+    split = Split(torch.arange(20.0)[:, None], {"a": torch.arange(20), "b": torch.arange(20)})
+    masked = split.with_label_fraction("a", 0.25, seed=3)
+    rows = masked.labelled("a")
+    assert list(rows.y) == ["a"] and len(rows) == 5
+    assert torch.equal(rows.x[:, 0].long(), masked.masks["a"].nonzero().squeeze(1))
+    assert len(split.labelled("b")) == 20  # no mask: every row
+    with pytest.raises(ValueError, match="Unknown task"):
+        split.labelled("c")
+
+
+def test_datasets_carry_an_explicit_budget():
+    ds = load_multimnist(20, 10, 10)
+    assert ds.budget is None
+    with pytest.raises(ValueError, match="no budget"):
+        ds.require_budget()
+    budget = Budget(epochs=2, batch_size=8, lrs=(1e-2,))
+    assert ds.with_budget(budget).require_budget() == budget
+
+
+def test_income_and_regression_drops_its_target_from_the_features():
+    ds = load_income_and_regression("age", n_train=500, budget=Budget(1, 64, (1e-3,)))
+    assert [t.kind for t in ds.tasks] == ["binary", "regression"] and ds.budget.batch_size == 64
+    assert "age" not in ds.info["feature_names"] and ds.name != "adult"
+    assert len(ds.train) == 500 and ds.train.x.shape[1] == len(ds.info["feature_names"])
+    assert ds.train.y["age"].min() >= 17  # raw units, not standardised
+    with pytest.raises(ValueError, match="target"):
+        load_income_and_regression("income")
+
+
+def test_synthetic_generators_are_seeded_and_shaped():
+    a, b = gal_uw_data(50, seed=1), gal_uw_data(50, seed=1)
+    assert torch.equal(a.y["y1"], b.y["y1"]) and a.x.shape == (50, 1)
+    toy = gradnorm_toy_data([1.0, 100.0], n=30)
+    assert set(toy.y) == {"t0", "t1"} and toy.y["t1"].shape == (30, 100)
+    assert toy.y["t1"].abs().max() > 10 * toy.y["t0"].abs().max()
+    with pytest.raises(ValueError, match="sigmas"):
+        gradnorm_toy_data([])

@@ -1,7 +1,17 @@
 import pytest
 import torch
 
-from mtl_helpers.metrics import accuracy, auc, format_mean_std, mean_std, rmse
+from mtl_helpers.metrics import (
+    accuracy,
+    auc,
+    balanced_choice,
+    format_mean_std,
+    mean_std,
+    paired_difference,
+    pareto_front,
+    rmse,
+    spearman,
+)
 from mtl_helpers.tasks import Task, check_tasks, get_task
 
 
@@ -68,3 +78,33 @@ def test_mean_std_uses_sample_std():
     assert format_mean_std([1.0, 2.0, 3.0], 2) == "2.00 ± 1.00"
     with pytest.raises(ValueError):
         mean_std([])
+
+
+def test_paired_difference_is_a_t_interval_over_seeds():
+    a, b = [0.90, 0.92, 0.91, 0.93, 0.95], [0.89, 0.90, 0.90, 0.91, 0.92]
+    d = paired_difference(a, b)
+    diffs = torch.tensor(a, dtype=torch.float64) - torch.tensor(b, dtype=torch.float64)
+    half = 2.7764451 * diffs.std().item() / 5 ** 0.5  # t quantile 0.975 with 4 degrees of freedom
+    assert d.mean == pytest.approx(diffs.mean().item())
+    assert (d.low, d.high) == pytest.approx((d.mean - half, d.mean + half), rel=1e-6)
+    assert d.direction == 1 and "[" in str(d)
+    assert paired_difference(b, a).direction == -1
+
+
+def test_paired_difference_says_nothing_without_evidence():
+    assert paired_difference([0.9, 0.8, 0.95], [0.85, 0.9, 0.9]).direction == 0  # interval contains zero
+    one = paired_difference([0.9], [0.1])
+    assert one.direction == 0 and one.low == float("-inf")  # one seed supports no direction
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_difference([0.9, 0.8], [0.9])
+    with pytest.raises(ValueError, match="NaN"):
+        paired_difference([float("nan")], [0.1])
+
+
+def test_pareto_front_balanced_choice_and_spearman():
+    points = [[0.9, 10.0], [0.8, 9.0], [0.85, 12.0], [0.7, 8.0]]  # AUC ↑, RMSE ↓
+    assert pareto_front(points, [True, False]).tolist() == [True, True, False, True]
+    assert balanced_choice(points, [True, False]) in (0, 1)
+    assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="higher_is_better"):
+        pareto_front(points, [True])

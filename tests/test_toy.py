@@ -1,7 +1,5 @@
 """Tests of the CAGrad 2-D toy (mtl_helpers.toy)."""
 
-import time
-
 import matplotlib.pyplot as plt
 import pytest
 import torch
@@ -85,10 +83,8 @@ def test_trajectory_shape_and_errors():
         toy_trajectory("mean", (0.0, 0.0), 10, lr=0.0)
 
 
-def test_paper_setting_is_fast_and_cagrad_reaches_the_centre():
-    start = time.perf_counter()
+def test_paper_setting_cagrad_reaches_the_centre():
     path = toy_trajectory("cagrad", (9.0, 9.0), steps=100_000, lr=1e-3)
-    assert time.perf_counter() - start < 10.0
     assert (path[-1] - torch.tensor(MEAN_MINIMUM, dtype=torch.float64)).norm() < 0.05
 
 
@@ -116,21 +112,15 @@ def test_widget_setting_keeps_the_outcomes():
     plt.close("all")
 
 
-def test_batch_noise_helpers():
-    from mtl_helpers.conflict import gradients_on_batches, within_and_between_cosines
-    from mtl_helpers.data import Split
-    from mtl_helpers.models import HardSharing, make_head, mlp
-    from mtl_helpers.tasks import Task
-    torch.manual_seed(0)
-    x = torch.randn(64, 3)
-    split = Split(x, {"a": x[:, 0], "b": -x[:, 0]})
-    tasks = [Task("a", "regression"), Task("b", "regression")]
-    model = HardSharing(mlp(3, [5]), {t.name: make_head(5, t) for t in tasks})
-    stack = gradients_on_batches(model, split, tasks, batch_size=16, n_batches=4)
-    assert stack.shape[:2] == (4, 2)
-    result = within_and_between_cosines(stack)
-    assert result["between"].shape == (4,) and result["within"].shape == (12,)
-    with pytest.raises(ValueError):
-        gradients_on_batches(model, split, tasks, batch_size=64, n_batches=2)
-    with pytest.raises(ValueError):
-        within_and_between_cosines(stack[0])
+def test_every_registered_method_runs_on_the_toy():
+    """A method added to the registry works on the toy at once (through its tensor version
+    when the toy has no float closed form for it)."""
+    from mtl_helpers.conflict import GRADIENT_METHODS, make_direction
+    for name in GRADIENT_METHODS:
+        fn = toy_direction(name)
+        g = torch.tensor([[1.0, 0.5], [-0.8, 0.3]], dtype=torch.float64)
+        got = torch.tensor(fn(*g.flatten().tolist()), dtype=torch.float64)
+        if name not in ("pcgrad", "cagrad"):  # the toy uses PCGrad's mean reduction, CAGrad with its c
+            assert torch.allclose(got, make_direction(name)(g), atol=1e-6), name
+    path = toy_trajectory("sum", STARTS[0], steps=5, lr=1e-2)
+    assert path.shape == (6, 2)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from mtl_helpers.utils import ClaimError, Timer, claim, count_parameters, get_device, seed_everything
+from mtl_helpers.utils import ClaimError, claim, count_parameters, get_device, seed_everything, time_interleaved
 
 
 def test_seed_everything_repeats_random_draws():
@@ -30,10 +30,15 @@ def test_count_parameters_counts_weights_and_biases():
     assert count_parameters(layer, trainable_only=False) == 8
 
 
-def test_timer_measures_elapsed_time():
-    with Timer() as t:
-        sum(range(10000))
-    assert 0 <= t.seconds < 5
+def test_time_interleaved_runs_each_function_in_turn_and_returns_medians():
+    calls = []
+    times = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4  # interleaved: a burst of load hits both alike
+    assert set(times) == {"a", "b"} and all(t >= 0 for t in times.values())
+    with pytest.raises(ValueError, match="at least one"):
+        time_interleaved({})
+    with pytest.raises(ValueError, match="repeats"):
+        time_interleaved({"a": lambda: None}, repeats=0)
 
 
 def test_claim_passes_and_fails(capsys):

@@ -1,48 +1,42 @@
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from mtl_helpers.baselines import make_model
-from mtl_helpers.data import MultiTaskDataset, Split
-from mtl_helpers.models import HardSharing, mlp
+from mtl_helpers.data import Split
+from mtl_helpers.metrics import balanced_choice, pareto_front
+from mtl_helpers.models import HardSharing, make_head, mlp
 from mtl_helpers.tasks import Task
 from mtl_helpers.train import fit
 from mtl_helpers.weighting import (
     DWA,
+    WEIGHTINGS,
     GradNorm,
-    GridResult,
+    LossWeighting,
     StaticWeighting,
-    TrackGradNorms,
     UncertaintyWeighting,
-    balanced_choice,
     check_losses,
-    draw_weight_choice,
-    fit_gal_example,
-    fit_gradnorm_toy,
-    gal_uw_data,
-    gradnorm_toy_data,
     last_shared_layer,
-    load_income_and_regression,
-    pareto_front,
-    run_weighted,
-    spearman,
+    make_weighting,
     task_gradient_norms,
-    time_per_step,
     two_task_grid,
 )
 
+PAIR_TASKS = [Task("income", "binary"), Task("hours", "regression")]
 
-def fake_pair(n: int = 64) -> MultiTaskDataset:
-    """A tiny random "adult"-named dataset with a binary and a raw-unit regression task."""
+
+def fake_pair(n: int = 64) -> Split:
+    """A tiny random split with a binary and a raw-unit regression task."""
     g = torch.Generator().manual_seed(0)
-    tasks = [Task("income", "binary"), Task("hours", "regression")]
-    make = lambda: Split(torch.randn(n, 10, generator=g),  # noqa: E731
-                         {"income": (torch.arange(n) % 2).float(), "hours": 40 + 10 * torch.randn(n, generator=g)})
-    return MultiTaskDataset("adult", tasks, make(), make(), make())
+    return Split(torch.randn(n, 10, generator=g),
+                 {"income": (torch.arange(n) % 2).float(), "hours": 40 + 10 * torch.randn(n, generator=g)})
+
+
+def pair_model() -> HardSharing:
+    torch.manual_seed(0)
+    return HardSharing(mlp(10, [16, 8]), {t.name: make_head(8, t) for t in PAIR_TASKS})
 
 
 # ------------------------------------------------------------------ inputs
@@ -170,19 +164,8 @@ def test_uw_log_vars_are_trained_by_fit():
     ds = fake_pair()
     model = HardSharing(mlp(10, [8]), {"income": nn.Linear(8, 1), "hours": nn.Linear(8, 1)})
     uw = UncertaintyWeighting(2)
-    fit(model, ds.train, ds.tasks, epochs=2, batch_size=16, lr=1e-2, weighting=uw, verbose=False)
+    fit(model, ds, PAIR_TASKS, epochs=2, batch_size=16, lr=1e-2, weighting=uw, verbose=False)
     assert uw.log_vars[1].item() > 0.05  # the big regression loss pushes its log-variance up
-
-
-def test_gal_data_and_example():
-    d = gal_uw_data(50, seed=1)
-    assert d.x.shape == (50, 1) and set(d.y) == {"y1", "y2"}
-    assert d.y["y1"].std() > 3 * d.y["y2"].std()
-    out = fit_gal_example(seeds=(0, 1), steps=5, hidden=8)
-    assert out["sigmas"].shape == (2, 2) and out["train_rmse"].shape == (2, 2)
-    assert out["true"].tolist() == [10.0, 1.0]
-    with pytest.raises(ValueError):
-        fit_gal_example(seeds=(), steps=5)
 
 
 # ------------------------------------------------------------------ GradNorm
@@ -263,30 +246,6 @@ def test_gradnorm_accepts_a_module_and_rejects_bad_input():
         gn(torch.tensor([1.0, float("nan")]))
 
 
-def test_gradnorm_toy_data():
-    d = gradnorm_toy_data([1, 100], n=20)
-    assert d.x.shape == (20, 250) and d.y["t1"].shape == (20, 100)
-    assert torch.allclose(d.x.norm(dim=1), torch.ones(20), atol=1e-5)
-    assert d.y["t0"].abs().max() <= 1.0 and d.y["t1"].abs().max() > 50
-    with pytest.raises(ValueError):
-        gradnorm_toy_data([])
-    with pytest.raises(ValueError):
-        gradnorm_toy_data([1, -2])
-
-
-def test_gradnorm_toy_raises_the_small_task_weight():
-    gn = fit_gradnorm_toy([1, 100], epochs=2, n=200)  # 4 steps
-    w = gn.history[-1]
-    assert w[0] > 1.0 > w[1] and w.sum().item() == pytest.approx(2.0, rel=1e-5)
-
-
-def test_spearman():
-    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert spearman([1, 5, 3], [10, 50, 30]) == pytest.approx(1.0)
-    with pytest.raises(ValueError):
-        spearman([1], [1])
-
-
 # ------------------------------------------------------------------ DWA
 def test_dwa_weights_schedule():
     dwa = DWA(2)
@@ -323,56 +282,40 @@ def test_dwa_epoch_end_is_called_by_fit():
     ds = fake_pair()
     model = HardSharing(mlp(10, [8]), {"income": nn.Linear(8, 1), "hours": nn.Linear(8, 1)})
     dwa = DWA(2)
-    fit(model, ds.train, ds.tasks, epochs=3, batch_size=32, lr=1e-2, weighting=dwa, verbose=False)
+    fit(model, ds, PAIR_TASKS, epochs=3, batch_size=32, lr=1e-2, weighting=dwa, verbose=False)
     assert len(dwa.epoch_losses) == 3 and dwa.weights.sum().item() == pytest.approx(2.0, rel=1e-5)
 
 
-# ------------------------------------------------------------------ data and runners
-def test_load_income_and_regression():
-    ds = load_income_and_regression(n_train=300)
-    assert [t.name for t in ds.tasks] == ["income", "hours_per_week"]
-    assert len(ds.train) == 300 and ds.train.x.shape[1] == len(ds.info["feature_names"])
-    assert "hours_per_week" not in ds.info["feature_names"]
-    assert ds.train.y["hours_per_week"].mean() > 30  # raw units, not standardised
+# ------------------------------------------------------------------ the registry: every balancer
+OPTIONS = {"static": {"weights": [0.3, 0.7]}}
+
+
+@pytest.mark.parametrize("name", list(WEIGHTINGS))
+def test_every_registered_balancer_keeps_the_contract(name):
+    """A scalar attached to the graph, non-negative effective weights, a clear error for a
+    wrong number of losses or a NaN, and it trains through fit by name."""
+    model = pair_model()
+    balancer = make_weighting(name, model, PAIR_TASKS, **OPTIONS.get(name, {}))
+    assert isinstance(balancer, LossWeighting)
+    batch = fake_pair(16)
+    out = model(batch.x)
+    losses = torch.stack([t.loss(out[t.name], batch.y[t.name]) for t in PAIR_TASKS])
+    total = balancer(losses)
+    assert total.ndim == 0 and torch.isfinite(total) and total.requires_grad
+    (weights,) = torch.autograd.grad(total, losses, retain_graph=True)
+    assert (weights >= 0).all()  # no balancer rewards a task for getting worse
     with pytest.raises(ValueError):
-        load_income_and_regression(target="income")
+        balancer(losses[:1])
     with pytest.raises(ValueError):
-        load_income_and_regression(n_train=0)
+        balancer(torch.tensor([1.0, float("nan")]))
+    fit(pair_model(), fake_pair(), PAIR_TASKS, epochs=2, batch_size=16, weighting=name if name not in OPTIONS
+        else make_weighting(name, model, PAIR_TASKS, **OPTIONS[name]), verbose=False)
 
 
-def test_run_weighted_and_tracker():
-    ds = fake_pair()
-    run = run_weighted(ds, lambda m: TrackGradNorms(last_shared_layer(m)), lr=1e-2, seed=0, per_epoch_val=True)
-    assert set(run.test) == {"income", "hours"} and run.steps == 5  # 5 epochs, one batch each
-    assert run.weighting.norms.shape == (5, 2)
-    assert run.seconds_per_step > 0 and "val/income" in run.history.frame()
-    plain = run_weighted(ds, None, lr=1e-2, seed=0)
-    assert plain.test == pytest.approx(run.test)  # tracking does not change training
+def test_make_weighting_errors():
+    with pytest.raises(ValueError, match="Unknown loss weighting"):
+        make_weighting("famo", pair_model(), PAIR_TASKS)
+    with pytest.raises(ValueError, match="task list"):
+        make_weighting("equal", pair_model(), [])
+    assert make_weighting("uw", pair_model(), PAIR_TASKS).forms == ["binary", "regression"]
 
-
-def test_time_per_step():
-    ds = fake_pair(128)
-    times = time_per_step(ds, {"equal": None, "dwa": lambda m: DWA(2)}, lr=1e-2, n_steps=2, repeats=1)
-    assert set(times) == {"equal", "dwa"} and all(t > 0 for t in times.values())
-    with pytest.raises(ValueError):
-        time_per_step(ds, {}, lr=1e-2)
-
-
-def test_grid_result_and_draw():
-    grid = GridResult(weights=two_task_grid([0.1, 0.5, 0.01]), metrics=[[0.85, 11.0], [0.8, 11.2], [0.86, 11.1]],
-                      task_names=["income", "hours"], higher_is_better=[True, False],
-                      curves=[{"income": [0.8, 0.85], "hours": [12.0, 11.0]}] * 3)
-    assert grid.front.tolist() == [True, False, True]
-    fig = draw_weight_choice(grid, 2)
-    assert isinstance(fig, plt.Figure)
-    plt.close(fig)
-    with pytest.raises(ValueError):
-        draw_weight_choice(grid, 3)
-    with pytest.raises(ValueError):
-        GridResult(weights=two_task_grid([0.1]), metrics=[[1.0, 2.0, 3.0]], task_names=["a", "b"],
-                   higher_is_better=[True, False])
-
-
-def test_make_model_accepts_the_pair():
-    ds = fake_pair()
-    assert set(make_model(ds)(ds.train.x)) == {"income", "hours"}

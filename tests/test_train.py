@@ -1,12 +1,11 @@
 import pytest
 import torch
 
-from mtl_helpers.baselines import BUDGETS, load_course_dataset, make_model, reference_baselines, train_and_test
 from mtl_helpers.data import Split
-from mtl_helpers.models import ConvTrunk, HardSharing, make_head, mlp
+from mtl_helpers.models import HardSharing, make_head, mlp
 from mtl_helpers.tasks import Task
-from mtl_helpers.train import evaluate, fit, task_losses
-from mtl_helpers.utils import count_parameters, seed_everything
+from mtl_helpers.train import evaluate, fit, selection_score, task_losses, train_step
+from mtl_helpers.utils import seed_everything
 
 TASKS = [Task("cls", "classification", 3), Task("reg", "regression")]
 
@@ -19,27 +18,6 @@ def toy_split(n=64, seed=0):
 
 def toy_model():
     return HardSharing(mlp(5, [16]), {t.name: make_head(16, t) for t in TASKS})
-
-
-def test_hard_sharing_outputs_one_entry_per_head():
-    out = toy_model()(torch.randn(7, 5))
-    assert set(out) == {"cls", "reg"} and out["cls"].shape == (7, 3) and out["reg"].shape == (7, 1)
-
-
-def test_conv_trunk_shape_and_error():
-    assert ConvTrunk(18)(torch.zeros(2, 1, 18, 18)).shape == (2, 64)
-    with pytest.raises(ValueError, match="images of shape"):
-        ConvTrunk(18)(torch.zeros(2, 18, 18))
-
-
-def test_model_parameter_groups_partition_the_parameters():
-    model = toy_model()
-    shared, heads = list(model.shared_parameters()), list(model.task_parameters())
-    assert sum(p.numel() for p in shared + heads) == count_parameters(model)
-    with pytest.raises(ValueError, match="Unknown task"):
-        list(model.task_parameters("nope"))
-    with pytest.raises(ValueError, match="at least one head"):
-        HardSharing(mlp(5, [4]), {})
 
 
 def test_fit_learns_and_records_history():
@@ -144,19 +122,48 @@ def test_penalty_hook_is_added():
     assert trunk_norm(shrink) < 0.5 * trunk_norm(None)
 
 
-def test_standard_models_and_stored_baselines_agree_in_shape():
-    ds = load_course_dataset("adult")
-    stl, mtl = make_model(ds, ["income"]), make_model(ds)
-    assert count_parameters(mtl) < 2 * count_parameters(stl)
-    stored = reference_baselines("adult")
-    assert set(stored) == {"income", "never_married"} and len(stored["income"]["test"]) == 3
-    assert set(BUDGETS) == {"multimnist", "adult"}
-    with pytest.raises(ValueError, match="Unknown course dataset"):
-        load_course_dataset("cifar")
+def test_restore_best_keeps_the_best_validation_epoch():
+    seed_everything(0)
+    train, val = toy_split(64, seed=0), toy_split(64, seed=7)
+    scores = []
+    model = toy_model()
+    history = fit(model, train, TASKS, epochs=12, lr=0.2, batch_size=16, val=val, restore_best=True,
+                  score=lambda m: m["cls"], on_epoch=lambda e, rec: scores.append(rec["val/cls"]), verbose=False)
+    best = max(range(12), key=lambda i: scores[i]) + 1
+    assert history.best_epoch == best
+    assert evaluate(model, val, TASKS)["cls"] == pytest.approx(scores[best - 1])
+    with pytest.raises(ValueError, match="pass val"):
+        fit(toy_model(), train, TASKS, restore_best=True, verbose=False)
 
 
-def test_train_and_test_matches_stored_baseline_for_seed_0():
-    ds = load_course_dataset("adult")
-    stored = reference_baselines("adult")["income"]
-    result = train_and_test(ds, ["income"], stored["lr"], seed=0)
-    assert result["test"]["income"] == pytest.approx(stored["test"][0], abs=0.01)
+def test_val_every_records_some_epochs_and_the_last():
+    history = fit(toy_model(), toy_split(), TASKS, epochs=5, val=toy_split(seed=2), val_every=2, verbose=False)
+    assert [("val/cls" in r) for r in history.records] == [False, True, False, True, True]
+    assert history.best_epoch == 5  # without restore_best the model keeps its last epoch
+
+
+def test_methods_by_registry_name():
+    seed_everything(0)
+    fit(toy_model(), toy_split(), TASKS, epochs=1, weighting="uw", verbose=False)
+    fit(toy_model(), toy_split(), TASKS, epochs=1, gradient_method="mgda", verbose=False)
+    with pytest.raises(ValueError, match="Unknown gradient method"):
+        fit(toy_model(), toy_split(), TASKS, gradient_method="pcgard", verbose=False)
+    with pytest.raises(ValueError, match="Unknown loss weighting"):
+        fit(toy_model(), toy_split(), TASKS, weighting="uncertainty", verbose=False)
+
+
+def test_train_step_is_one_optimisation_step():
+    seed_everything(0)
+    model = toy_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    losses, grads = train_step(model, toy_split(8), TASKS, optimizer)
+    assert losses.shape == (2,) and not losses.requires_grad and grads is None
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    _, grads = train_step(model, toy_split(8), TASKS, optimizer, gradient_method=lambda g: g.sum(0))
+    assert grads.shape[0] == 2
+
+
+def test_selection_score_negates_lower_is_better_metrics():
+    assert selection_score({"cls": 0.8, "reg": 2.0}, TASKS) == pytest.approx((0.8 - 2.0) / 2)
+

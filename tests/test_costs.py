@@ -1,0 +1,43 @@
+"""Deterministic costs: the same numbers on every machine, whatever its load."""
+
+from __future__ import annotations
+
+import torch
+
+from mtl_helpers.costs import StepCost, inference_flops, step_cost
+from mtl_helpers.data import Split
+from mtl_helpers.models import HardSharing, make_head, mlp
+from mtl_helpers.tasks import Task
+
+TASKS = [Task(f"t{i}", "regression") for i in range(3)]
+BATCH = Split(torch.randn(16, 8), {t.name: torch.randn(16) for t in TASKS})
+
+
+def model() -> HardSharing:
+    torch.manual_seed(0)
+    return HardSharing(mlp(8, [32, 32]), {t.name: make_head(32, t) for t in TASKS})
+
+
+def test_backward_passes_through_the_trunk_per_step():
+    assert step_cost(model(), BATCH, TASKS).trunk_backward_passes == 1  # one backward of Σ L_t
+    assert step_cost(model(), BATCH, TASKS, weighting="uw").trunk_backward_passes == 1
+    for method in ("pcgrad", "mgda", "cagrad", "nash"):  # every task's gradient on the shared parameters
+        assert step_cost(model(), BATCH, TASKS, gradient_method=method).trunk_backward_passes == 3
+    ub = step_cost(model(), BATCH, TASKS, gradient_method="mgda", gradients_wrt="representation")
+    assert ub.trunk_backward_passes == 1  # MGDA-UB: gradients w.r.t. z, one trunk backward
+
+
+def test_flops_are_exact_for_a_linear_layer_and_repeatable():
+    layer = torch.nn.Linear(8, 4)
+    assert inference_flops(layer, torch.randn(16, 8)) == 2 * 16 * 8 * 4  # one multiply-add = 2 FLOPs
+    a, b = step_cost(model(), BATCH, TASKS), step_cost(model(), BATCH, TASKS)
+    assert isinstance(a, StepCost) and a == b and a.flops > 0
+    pc = step_cost(model(), BATCH, TASKS, gradient_method="pcgrad")
+    assert pc.flops > a.flops  # three trunk backward passes cost more than one
+
+
+def test_step_cost_leaves_the_model_alone():
+    m = model()
+    before = [p.detach().clone() for p in m.parameters()]
+    step_cost(m, BATCH, TASKS, gradient_method="pcgrad")
+    assert all(torch.equal(x, y) for x, y in zip(before, m.parameters(), strict=True))
