@@ -17,13 +17,16 @@ import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .data import Split
+from .data import MultiTaskDataset, Split
+from .protocol import Arm
 from .tasks import Task, check_tasks
 from .train import resolve_methods, train_step
+from .utils import seed_everything, time_interleaved
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,51 @@ def inference_flops(model: nn.Module, x: Tensor) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.eval()(x)
     return int(counter.get_total_flops())
+
+
+def _step_function(model: nn.Module, batch: Split, tasks: Sequence[Task], options: dict) -> Callable[[], object]:
+    """A no-argument function that runs one real :func:`~mtl_helpers.train.train_step` of ``model``."""
+    options = dict(options)
+    weighting, method = resolve_methods(model, tasks, options.pop("weighting", None),
+                                        options.pop("gradient_method", None))
+    params = list(model.parameters()) + (list(weighting.parameters()) if isinstance(weighting, nn.Module) else [])
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    options = {k: v for k, v in options.items() if k in ("gradients_wrt", "penalty")}
+    return lambda: train_step(model, batch, tasks, optimizer, weighting=weighting, gradient_method=method, **options)
+
+
+def step_cost_table(arms: Sequence[Arm], dataset: MultiTaskDataset, reference: str | None = None,
+                    repeats: int = 10, device: torch.device | str | None = None) -> pd.DataFrame:
+    """Per arm (at its first setting), the cost of one training step on a batch of the budget's size.
+
+    Deterministic columns (:func:`step_cost`): trunk backward passes, MFLOPs per step and the
+    FLOPs relative to ``reference`` (default: the first arm). Measured column: the median ms per
+    step of :func:`~mtl_helpers.utils.time_interleaved`, the arms timed in turn — shown, never
+    asserted.
+    """
+    if not arms:
+        raise ValueError("step_cost_table needs at least one arm.")
+    reference = reference or arms[0].name
+    if reference not in [a.name for a in arms]:
+        raise ValueError(f"The reference arm {reference!r} is not among the arms {[a.name for a in arms]}.")
+    rows = min(dataset.require_budget().batch_size, len(dataset.train))
+    batch = dataset.train.subset(torch.arange(rows))
+    batch = batch.to(device) if device is not None else batch
+    costs, steps = {}, {}
+    for arm in arms:
+        seed_everything(0)
+        model = arm.build(arm.settings[0])
+        model = model.to(device) if device is not None else model
+        tasks = arm.task_list(dataset)
+        options = arm.fit_options(model, arm.settings[0])
+        costs[arm.name] = step_cost(model, batch, tasks, **{k: v for k, v in options.items()
+                                                             if k in ("weighting", "gradient_method",
+                                                                      "gradients_wrt", "penalty")})
+        steps[arm.name] = _step_function(model, batch, tasks, options)
+    seconds = time_interleaved(steps, repeats=repeats, warmup=2, device=device)
+    flops_ref = costs[reference].flops
+    return pd.DataFrame({name: {"trunk backward passes": cost.trunk_backward_passes,
+                                "MFLOPs / step": round(cost.flops / 1e6, 2),
+                                f"FLOPs × {reference}": round(cost.flops / flops_ref, 3),
+                                "measured ms / step": round(seconds[name] * 1e3, 2)}
+                         for name, cost in costs.items()}).T

@@ -19,6 +19,7 @@ One training run is :func:`run`, and every run, however it was trained, is a :cl
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -154,11 +155,12 @@ class Tuned:
         return f"{len(lrs)} lrs{knob}, best epoch of ≤ {max(r.max_epochs for rs in self.runs.values() for r in rs)}"
 
 
-def tune(arm: Arm, dataset: MultiTaskDataset, seeds: Sequence[int] = (0,), runner: Runner | None = None) -> Tuned:
+def tune(arm: Arm, dataset: MultiTaskDataset, seeds: Sequence[int] = (0,), runner: Runner | None = None,
+         device: torch.device | str | None = None) -> Tuned:
     """Grid-search learning rate × the arm's setting on validation (mean score over ``seeds``);
     the training length is each run's best epoch. Returns every run and the choice."""
     budget = dataset.require_budget()
-    runner = runner or sequential_runner
+    runner = functools.partial(runner or sequential_runner, device=device)
     tasks = arm.task_list(dataset)
     score = arm.score or (lambda metrics: selection_score(metrics, tasks))
     runs: dict[tuple[float, Any], list[Run]] = {}
@@ -191,8 +193,10 @@ class Comparison:
         """Per arm: mean ± std of every task's metric, the chosen lr and setting, the kept
         epochs and the search it got."""
         rows = {}
+        tasks = list(dict.fromkeys(t for runs in self.runs.values() for t in runs[0].test))
         for name, runs in self.runs.items():
-            row = {task: format_mean_std([getattr(r, split)[task] for r in runs], digits) for task in runs[0].test}
+            row = {task: format_mean_std([getattr(r, split)[task] for r in runs], digits) if task in runs[0].test
+                   else "" for task in tasks}
             tuned = self.tuned.get(name)
             row |= {"lr": runs[0].lr, "setting": runs[0].setting,
                     "best epoch": f"{int(np.median([r.best_epoch for r in runs]))}/{runs[0].max_epochs}",
@@ -209,23 +213,26 @@ class Comparison:
 
 
 def compare(arms: Sequence[Arm], dataset: MultiTaskDataset, seeds: Sequence[int] = (0, 1, 2),
-            tune_seeds: Sequence[int] | None = None, runner: Runner | None = None) -> Comparison:
+            tune_seeds: Sequence[int] | None = None, runner: Runner | None = None,
+            device: torch.device | str | None = None) -> Comparison:
     """Tune every arm alike (:func:`tune` with ``tune_seeds``, default the first seed), then run
-    each arm's choice with every seed; the tuning runs are reused for their seeds."""
+    each arm's choice with every seed; the tuning runs are reused for their seeds. To give every
+    arm a smaller search (one lr, fewer epochs), pass a dataset with a smaller budget
+    (``dataset.with_budget(dataclasses.replace(budget, lrs=(lr,), epochs=2))``) and say so."""
     if not arms or not seeds:
         raise ValueError("compare needs at least one arm and one seed.")
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ValueError(f"Arm names must be unique, got {names}.")
-    runner = runner or sequential_runner
     tune_seeds = list(tune_seeds) if tune_seeds is not None else [seeds[0]]
     result = Comparison(list(seeds), {})
     for arm in arms:
-        tuned = tune(arm, dataset, tune_seeds, runner)
+        tuned = tune(arm, dataset, tune_seeds, runner, device)
+        runner_here = functools.partial(runner or sequential_runner, device=device)
         done = {r.seed: r for r in tuned.runs[(tuned.lr, tuned.setting)]}
         missing = [s for s in seeds if s not in done]
         if missing:
-            done |= {r.seed: r for r in runner(arm, dataset, tuned.lr, [tuned.setting], missing)}
+            done |= {r.seed: r for r in runner_here(arm, dataset, tuned.lr, [tuned.setting], missing)}
         result.runs[arm.name] = [done[s] for s in seeds]
         result.tuned[arm.name] = tuned
     return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mtl_helpers.costs import StepCost, inference_flops, step_cost
+from mtl_helpers.costs import StepCost, inference_flops, step_cost, step_cost_table
 from mtl_helpers.data import Split
 from mtl_helpers.models import HardSharing, make_head, mlp
 from mtl_helpers.tasks import Task
@@ -41,3 +41,17 @@ def test_step_cost_leaves_the_model_alone():
     before = [p.detach().clone() for p in m.parameters()]
     step_cost(m, BATCH, TASKS, gradient_method="pcgrad")
     assert all(torch.equal(x, y) for x, y in zip(before, m.parameters(), strict=True))
+
+
+def test_step_cost_table_has_deterministic_and_measured_columns():
+    from mtl_helpers.data import Budget, MultiTaskDataset
+    from mtl_helpers.protocol import Arm
+
+    data = MultiTaskDataset("t", TASKS, BATCH, BATCH, BATCH, Budget(1, 16, (1e-3,)))
+    arms = [Arm("equal", lambda _: model()),
+            Arm("PCGrad", lambda _: model(), options=lambda m, s: {"gradient_method": "pcgrad"}),
+            Arm("UW", lambda _: model(), options=lambda m, s: {"weighting": "uw"})]
+    table = step_cost_table(arms, data, repeats=2)
+    assert table.loc["PCGrad", "trunk backward passes"] == 3 and table.loc["equal", "trunk backward passes"] == 1
+    assert table.loc["equal", "FLOPs × equal"] == 1.0 and table.loc["PCGrad", "FLOPs × equal"] > 1.0
+    assert (table["measured ms / step"] > 0).all()
