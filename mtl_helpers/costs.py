@@ -52,13 +52,16 @@ def step_cost(model: nn.Module, batch: Split, tasks: Sequence[Task], *,
               penalty: Callable[[nn.Module], Tensor] | None = None) -> StepCost:
     """FLOPs and trunk backward passes of one :func:`~mtl_helpers.train.train_step` on ``batch``.
 
-    The step runs on a deep copy of ``model`` (with a throw-away Adam), so the model is left as
-    it is. A backward pass is counted each time autograd computes the gradient of the first
+    The step runs on a deep copy of ``model`` (and of ``weighting``, so a GradNorm built on the
+    model follows the copy), with a throw-away Adam, so both are left as they are. A backward pass is counted each time autograd computes the gradient of the first
     shared parameter (the trunk's first layer): T for a method that needs every task's
     gradient on the parameters, 1 for the plain sum or MGDA-UB.
     """
     tasks = check_tasks(tasks)
-    clone = copy.deepcopy(model).train()
+    # copy the model and a balancer together: a GradNorm built on the model's last shared layer
+    # must point at the copy's layer, not the original's
+    clone, weighting = copy.deepcopy((model, weighting))
+    clone.train()
     weighting, gradient_method = resolve_methods(clone, tasks, weighting, gradient_method)
     params = list(clone.parameters()) + (list(weighting.parameters()) if isinstance(weighting, nn.Module) else [])
     optimizer = torch.optim.Adam(params)

@@ -97,6 +97,7 @@ class Run:
     seconds: float
     history: History | None = None
     model: nn.Module | None = None
+    options: dict | None = None  # the fit options it trained with (e.g. the balancer, to inspect it)
 
 
 def run(arm: Arm, dataset: MultiTaskDataset, *, lr: float, seed: int, setting: Any = None,
@@ -123,7 +124,7 @@ def run(arm: Arm, dataset: MultiTaskDataset, *, lr: float, seed: int, setting: A
     seconds = time.perf_counter() - start
     steps = history.best_epoch * budget.steps_per_epoch(len(train))
     return Run(arm.name, seed, lr, setting, evaluate(model, dataset.val, tasks), evaluate(model, dataset.test, tasks),
-               history.best_epoch, epochs, steps, seconds, history, model)
+               history.best_epoch, epochs, steps, seconds, history, model, options)
 
 
 Runner = Callable[[Arm, MultiTaskDataset, float, Sequence[Any], Sequence[int]], list[Run]]

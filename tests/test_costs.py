@@ -55,3 +55,12 @@ def test_step_cost_table_has_deterministic_and_measured_columns():
     assert table.loc["PCGrad", "trunk backward passes"] == 3 and table.loc["equal", "trunk backward passes"] == 1
     assert table.loc["equal", "FLOPs × equal"] == 1.0 and table.loc["PCGrad", "FLOPs × equal"] > 1.0
     assert (table["measured ms / step"] > 0).all()
+
+
+def test_a_balancer_built_on_the_model_follows_the_copy():
+    from mtl_helpers.weighting import make_weighting
+
+    m = model()
+    by_name = step_cost(m, BATCH, TASKS, weighting="gradnorm")
+    by_object = step_cost(m, BATCH, TASKS, weighting=make_weighting("gradnorm", m, TASKS))
+    assert by_object == by_name and by_name.flops > step_cost(m, BATCH, TASKS).flops
