@@ -153,19 +153,25 @@ class Tuned:
         lrs = sorted({lr for lr, _ in self.runs})
         settings = list(dict.fromkeys(v for _, v in self.runs))
         knob = f" × {len(settings)} settings" if settings != [None] else ""
-        return f"{len(lrs)} lrs{knob}, best epoch of ≤ {max(r.max_epochs for rs in self.runs.values() for r in rs)}"
+        grid = f"lr {lrs[0]:g}" if len(lrs) == 1 else f"{len(lrs)} lrs"
+        return f"{grid}{knob}, best epoch of ≤ {max(r.max_epochs for rs in self.runs.values() for r in rs)}"
 
 
 def tune(arm: Arm, dataset: MultiTaskDataset, seeds: Sequence[int] = (0,), runner: Runner | None = None,
-         device: torch.device | str | None = None) -> Tuned:
+         device: torch.device | str | None = None, lrs: Sequence[float] | None = None) -> Tuned:
     """Grid-search learning rate × the arm's setting on validation (mean score over ``seeds``);
-    the training length is each run's best epoch. Returns every run and the choice."""
-    budget = dataset.require_budget()
+    the training length is each run's best epoch. Returns every run and the choice.
+
+    ``lrs`` replaces the budget's grid (e.g. one lr, to save time): give every arm the same one,
+    and say so — :meth:`Tuned.budget_text` records it beside the result."""
+    grid = tuple(lrs) if lrs is not None else dataset.require_budget().lrs
+    if not grid:
+        raise ValueError("tune needs at least one learning rate.")
     runner = functools.partial(runner or sequential_runner, device=device)
     tasks = arm.task_list(dataset)
     score = arm.score or (lambda metrics: selection_score(metrics, tasks))
     runs: dict[tuple[float, Any], list[Run]] = {}
-    for lr in budget.lrs:
+    for lr in grid:
         batch = runner(arm, dataset, lr, list(arm.settings), list(seeds))
         for setting in arm.settings:
             runs[(lr, setting)] = [r for r in batch if r.setting == setting]
@@ -215,11 +221,12 @@ class Comparison:
 
 def compare(arms: Sequence[Arm], dataset: MultiTaskDataset, seeds: Sequence[int] = (0, 1, 2),
             tune_seeds: Sequence[int] | None = None, runner: Runner | None = None,
-            device: torch.device | str | None = None) -> Comparison:
-    """Tune every arm alike (:func:`tune` with ``tune_seeds``, default the first seed), then run
-    each arm's choice with every seed; the tuning runs are reused for their seeds. To give every
-    arm a smaller search (one lr, fewer epochs), pass a dataset with a smaller budget
-    (``dataset.with_budget(dataclasses.replace(budget, lrs=(lr,), epochs=2))``) and say so."""
+            device: torch.device | str | None = None, lrs: Sequence[float] | None = None) -> Comparison:
+    """Tune every arm alike (:func:`tune` with ``tune_seeds``, default the first seed, and the
+    same ``lrs``), then run each arm's choice with every seed; the tuning runs are reused for
+    their seeds. To give every arm a smaller search (one lr: ``lrs=[lr]``; fewer epochs: a
+    dataset with a smaller budget, ``dataset.with_budget(dataclasses.replace(budget, epochs=2))``),
+    say so in the text: the table's "search" column shows it."""
     if not arms or not seeds:
         raise ValueError("compare needs at least one arm and one seed.")
     names = [a.name for a in arms]
@@ -228,7 +235,7 @@ def compare(arms: Sequence[Arm], dataset: MultiTaskDataset, seeds: Sequence[int]
     tune_seeds = list(tune_seeds) if tune_seeds is not None else [seeds[0]]
     result = Comparison(list(seeds), {})
     for arm in arms:
-        tuned = tune(arm, dataset, tune_seeds, runner, device)
+        tuned = tune(arm, dataset, tune_seeds, runner, device, lrs)
         runner_here = functools.partial(runner or sequential_runner, device=device)
         done = {r.seed: r for r in tuned.runs[(tuned.lr, tuned.setting)]}
         missing = [s for s in seeds if s not in done]

@@ -103,3 +103,11 @@ def test_a_penalty_arm_weights_its_penalty_by_the_setting():
     options = arm.fit_options(standard_network(DATA), 5.0)
     model = standard_network(DATA)
     assert options["penalty"](model).item() == pytest.approx(5 * arm.penalty(model).item())
+
+
+def test_every_arm_can_get_the_same_smaller_grid():
+    result = compare([MTL, STL], DATA, seeds=(0, 1), lrs=[3e-2])
+    assert all(r.lr == 3e-2 for runs in result.runs.values() for r in runs)
+    assert result.tuned["MTL"].n_runs == 1 and result.table().loc["MTL", "search"].startswith("lr 0.03")
+    with pytest.raises(ValueError, match="at least one learning rate"):
+        tune(MTL, DATA, lrs=[])
