@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtl_helpers.data import Split
+from mtl_helpers.exercises import NOT_IMPLEMENTED
 from mtl_helpers.exercises.nb02 import (
     check_export,
     check_head_losses,
@@ -13,7 +14,11 @@ from mtl_helpers.exercises.nb02 import (
     check_parameter_ratio,
     reference_parameter_ratio,
 )
-from mtl_helpers.hard_sharing import export_task_model, labelled_rows
+from mtl_helpers.models import export_task_model
+
+
+def stub(*args):
+    raise NotImplementedError("write it")
 
 
 # ---------------------------------------------------------------- 1. parameter ratio
@@ -27,12 +32,20 @@ def test_parameter_ratio_rejects_plausible_wrong_answers(capsys):
     assert "one head per task" in capsys.readouterr().out
     assert not check_parameter_ratio(lambda t, h, n: (n * (t + h)) / (t + n * h))  # inverted
     assert not check_parameter_ratio(lambda t, h, n: (t + n * h) / (t + h))  # one single-task net
+    assert not check_parameter_ratio(lambda t, h, n: "0.5")  # not a number
     assert not check_parameter_ratio(lambda t, h, n: 1 / 0)  # raises: reported, not raised
+    assert "ZeroDivisionError" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- 2. labelled rows
-def test_labelled_rows_accepts_the_reference():
-    assert check_labelled_rows(labelled_rows)
+def test_labelled_rows_accepts_the_reference_and_variants():
+    assert check_labelled_rows(lambda split, task: split.labelled(task))
+
+    def keep_mask(split: Split, task: str) -> Split:  # keeps the other task and an all-True mask
+        if task not in split.masks:
+            return split
+        return split.subset(split.masks[task].nonzero().squeeze(1))
+    assert check_labelled_rows(keep_mask)
 
 
 def test_labelled_rows_rejects_plausible_wrong_answers(capsys):
@@ -42,15 +55,9 @@ def test_labelled_rows_rejects_plausible_wrong_answers(capsys):
     assert "unlabelled rows" in capsys.readouterr().out
     assert not check_labelled_rows(lambda s, t: s.take(int(s.masks[t].sum())))  # right count, wrong rows
     assert not check_labelled_rows(lambda s, t: s.subset(s.masks[t].nonzero().squeeze(1)))  # fails without a mask
+    assert "KeyError" in capsys.readouterr().out
     assert not check_labelled_rows(lambda s, t: s.x[s.masks[t]])  # not a Split
-
-
-def test_labelled_rows_accepts_a_version_that_keeps_an_all_true_mask():
-    def keep_mask(split: Split, task: str) -> Split:
-        if task not in split.masks:
-            return split
-        return split.subset(split.masks[task].nonzero().squeeze(1))
-    assert check_labelled_rows(keep_mask)
+    assert "Return a Split" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- 3. export
@@ -74,8 +81,11 @@ def test_export_rejects_plausible_wrong_answers(capsys):
             return self.model(x)[self.task]
     assert not check_export(WithAllHeads)  # carries the other heads
     assert "leave the other heads out" in capsys.readouterr().out
-    assert not check_export(lambda m, t: copy.deepcopy(m.heads[t]))  # forgets the trunk
+    assert not check_export(lambda m, t: copy.deepcopy(m.heads[t]))  # forgets the trunk: calling it fails
+    assert "Calling the exported" in capsys.readouterr().out
     assert not check_export(lambda m, t: nn.Sequential(copy.deepcopy(m.trunk), copy.deepcopy(m.heads["odd"])))
+    assert not check_export(lambda m, t: "model")
+    assert "Return an nn.Module" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- 4. head ↔ loss
@@ -106,8 +116,23 @@ def test_head_losses_reject_plausible_wrong_answers(capsys):
     assert not check_head_losses(good_classification, double, good_regression)
     unshaped = lambda z, y: F.binary_cross_entropy_with_logits(z, y)  # (N, 1) vs (N,): raises
     assert not check_head_losses(good_classification, unshaped, good_regression)
+    assert "ValueError" in capsys.readouterr().out
     broadcast = lambda p, y: F.mse_loss(p, y)  # (N, 1) vs (N,): broadcasts to (N, N)
     with pytest.warns(UserWarning, match="target size"):  # torch's own warning about this very mistake
         assert not check_head_losses(good_classification, good_binary, broadcast)
     assert "broadcasts" in capsys.readouterr().out
     assert not check_head_losses(good_classification, good_binary, lambda p, y: F.l1_loss(p.reshape(y.shape), y))
+    assert not check_head_losses(good_classification, good_binary, lambda p, y: (p.reshape(y.shape) - y) ** 2)
+
+
+# ---------------------------------------------------------------- stubs of a student copy
+@pytest.mark.parametrize("check, n_args", [(check_parameter_ratio, 1), (check_labelled_rows, 1),
+                                           (check_export, 1), (check_head_losses, 3)])
+def test_every_checker_reports_a_stub_as_not_implemented(check, n_args, capsys):
+    assert not check(*[stub] * n_args)
+    assert NOT_IMPLEMENTED in capsys.readouterr().out
+
+
+def test_head_losses_stub_in_a_later_function_is_reported_too(capsys):
+    assert not check_head_losses(good_classification, good_binary, stub)
+    assert NOT_IMPLEMENTED in capsys.readouterr().out

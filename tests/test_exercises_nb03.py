@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from mtl_helpers.exercises.nb03 import (
@@ -85,3 +86,24 @@ def test_low_rank_count_checker_rejects_mistakes(capsys):
     assert not check_low_rank_count(lambda d, h, k, t: d * k + t * k * h)
     assert not check_low_rank_count(lambda d, h, k, t: t * (d * h + h))
     assert not check_low_rank_count(lambda d, h, k, t: d * k + k * h + h)
+
+
+# --------------------------------------------------------------------------- student-copy stubs
+def _stub(*args):
+    raise NotImplementedError("write your solution here")
+
+
+@pytest.mark.parametrize("checker", [check_coupling_penalty, check_cross_stitch, check_choose_alpha,
+                                     check_low_rank_count])
+def test_checkers_report_a_stub_as_not_implemented(checker, capsys):
+    assert not checker(_stub)
+    assert "not implemented yet" in capsys.readouterr().out
+
+
+def test_checkers_survive_answers_of_the_wrong_type(capsys):
+    assert not check_choose_alpha(lambda r: [0.1])  # unhashable
+    assert "Return one of the α keys" in capsys.readouterr().out
+    assert not check_low_rank_count(lambda d, h, k, t: "many")
+    assert not check_cross_stitch(lambda xa, xb, a: (xa.tolist(), xb))
+    assert not check_coupling_penalty(lambda m, alpha: 3.0)
+    assert "scalar tensor" in capsys.readouterr().out

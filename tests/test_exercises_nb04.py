@@ -1,8 +1,9 @@
 import numpy as np
+import pytest
 import torch
 
-from mtl_helpers.exercises import nb04
-from mtl_helpers.weighting import pareto_front
+from mtl_helpers.exercises import NOT_IMPLEMENTED, nb04
+from mtl_helpers.metrics import pareto_front
 
 
 # ------------------------------------------------------------------ the UW loss
@@ -24,6 +25,7 @@ def test_uw_checker_rejects_plausible_mistakes(capsys):
         lambda L, s: (0.5 * torch.exp(-s) * L + 0.5 * s).mean(),         # mean over tasks
         lambda L, s: (0.5 * torch.exp(-s) * L).sum(),                    # no regulariser: s → ∞
         lambda L, s: (0.5 * torch.exp(-s.detach()) * L + 0.5 * s.detach()).sum(),  # not differentiable in s
+        lambda L, s: 0.5 * torch.exp(-s) * L + 0.5 * s,                  # not summed: one value per task
         lambda L, s: 1 / 0,
     ]
     for fn in wrong:
@@ -143,3 +145,15 @@ def test_pareto_checker_rejects_plausible_mistakes():
 
     for fn in (ties_dominate, strict_everywhere, best_on_one_metric, everything, inverted):
         assert not nb04.check_pareto_mask(fn), fn.__name__
+
+
+# ------------------------------------------------------------------ stubs of a student copy
+def stub(*args, **kwargs):
+    raise NotImplementedError("write your solution here")
+
+
+@pytest.mark.parametrize("checker", [nb04.check_uncertainty_loss, nb04.check_dwa_weights, nb04.check_gradnorm_loss,
+                                     nb04.check_pareto_mask])
+def test_checkers_report_a_stub_as_not_implemented(checker, capsys):
+    assert checker(stub) is False
+    assert NOT_IMPLEMENTED in capsys.readouterr().out

@@ -57,3 +57,25 @@ def test_nash_checker():
     assert not check_nash_two_tasks(lambda g1, g2: torch.stack([1 / g1.norm(), 1 / g2.norm()]))  # ignores cos
     assert not check_nash_two_tasks(lambda g1, g2: nash_reference(g1, g2) ** 2)
     assert not check_nash_two_tasks(lambda g1, g2: nash_reference(g1, g2) * torch.sqrt(1 + (g1 @ g2) / (g1.norm() * g2.norm())) / (1 + (g1 @ g2) / (g1.norm() * g2.norm())))  # noqa: E501  (1 + cos), no root
+
+
+def not_implemented(g1, g2):
+    raise NotImplementedError("write your solution here")
+
+
+def test_stubs_are_reported_not_implemented(capsys):
+    for checker in (check_pcgrad_two_tasks, check_mgda_two_task_weight, check_nash_two_tasks):
+        assert not checker(not_implemented)
+        assert "not implemented yet" in capsys.readouterr().out
+
+
+def test_wrong_types_and_in_place_edits_are_reported(capsys):
+    assert not check_pcgrad_two_tasks(lambda g1, g2: None)  # forgot to return
+    assert not check_mgda_two_task_weight(lambda g1, g2: "0.5")
+    assert "wrong" in capsys.readouterr().out
+
+    def in_place(g1, g2):  # edits the caller's tensors, then answers correctly for the edited ones
+        g1.mul_(2)
+        return pcgrad_reference(g1, g2)
+
+    assert not check_pcgrad_two_tasks(in_place)  # the reference still sees the original g1

@@ -1,7 +1,11 @@
 """Checkers for notebook 03 (soft parameter sharing).
 
 Each checker runs the learner's function on cases with known answers, prints ✔ or ✘ with a
-hint, and returns True/False. They never raise on a wrong answer.
+hint and returns True/False. A wrong answer never raises, and a stub that still raises
+``NotImplementedError`` reads "not implemented yet" (:func:`~mtl_helpers.exercises.attempt`).
+The expected answers come from the package: :func:`~mtl_helpers.models.coupling_penalty`,
+:func:`~mtl_helpers.models.cross_stitch_mix`, :func:`~mtl_helpers.experiments.nb03.best_on_validation`
+and the parameter count of a :class:`~mtl_helpers.models.LowRankSharing` layer.
 """
 
 from __future__ import annotations
@@ -11,9 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..models import mlp
-from ..soft_sharing import SoftSharing, coupling_penalty, cross_stitch_mix
-from . import report
+from ..experiments.nb03 import best_on_validation
+from ..models import LowRankSharing, SoftSharing, coupling_penalty, cross_stitch_mix, mlp, weight_decay_penalty
+from ..tasks import Task
+from ..utils import count_parameters
+from . import Failed, attempt, check_cases, report
+
+# --------------------------------------------------------------------------- 1. coupling penalty
 
 
 def _random_soft(seed: int, n_tasks: int = 2) -> SoftSharing:
@@ -22,102 +30,138 @@ def _random_soft(seed: int, n_tasks: int = 2) -> SoftSharing:
     return SoftSharing({n: mlp(6, [5, 4]) for n in names}, {n: nn.Linear(4, 1) for n in names})
 
 
+def _penalty_problem(got: object, model: SoftSharing, alpha: float) -> str | None:
+    """What is wrong with ``got`` as the coupling penalty of ``model`` (None: nothing)."""
+    want = coupling_penalty(model, alpha)
+    if not isinstance(got, Tensor) or got.numel() != 1:
+        return f"Return a scalar tensor, got {type(got).__name__}."
+    if not got.requires_grad:
+        return ("The result must stay differentiable: no .item(), .detach() or torch.no_grad(), "
+                "or training cannot use it.")
+    if torch.allclose(got.reshape(()), want, rtol=1e-4):
+        return None
+    if torch.allclose(got.reshape(()), weight_decay_penalty(model, alpha), rtol=1e-4):
+        hint = " That is Σ‖θ‖²: plain weight decay, which couples nothing; penalise θ_A − θ_B."
+    else:
+        hint = " Use the squared Frobenius norm, summed (not averaged) over every weight and bias, times alpha."
+    return f"For alpha={alpha} expected {want.item():.4f}, got {got.item():.4f}.{hint}"
+
+
 def check_coupling_penalty(fn: Callable[[SoftSharing, float], Tensor]) -> bool:
     """``fn(model, alpha)`` must return α Σ_layers ‖θ_A − θ_B‖²_F over all tower parameters
     (weights and biases) of a two-tower :class:`SoftSharing` model, as a differentiable tensor."""
-    try:
-        for seed, alpha in [(0, 1.0), (1, 0.3), (2, 5.0)]:
-            model = _random_soft(seed)
-            got = fn(model, alpha)
-            want = coupling_penalty(model, alpha)
-            if not isinstance(got, Tensor) or got.numel() != 1:
-                return report(False, "", f"Return a scalar tensor, got {type(got).__name__}.")
-            if not got.requires_grad:
-                return report(False, "", "The result must stay differentiable: no .item(), .detach() or "
-                                         "torch.no_grad(), or training cannot use it.")
-            if not torch.allclose(got.reshape(()), want, rtol=1e-4):
-                wd = alpha * sum(p.pow(2).sum() for p in model.towers.parameters())
-                hint = (" That is Σ‖θ‖²: plain weight decay, which couples nothing; penalise θ_A − θ_B."
-                        if torch.allclose(got.reshape(()), wd, rtol=1e-4) else
-                        " Use the squared Frobenius norm, summed (not averaged) over every weight and bias, "
-                        "times alpha.")
-                return report(False, "", f"For alpha={alpha} expected {want.item():.4f}, got {got.item():.4f}.{hint}")
-        model = _random_soft(3)
-        model.towers["B"].load_state_dict(model.towers["A"].state_dict())
-        if abs(float(fn(model, 2.0).detach())) > 1e-6:
-            return report(False, "", "Identical towers must give a zero penalty.")
-    except Exception as error:  # a learner's bug should print, not crash the notebook
-        return report(False, "", f"Your function raised {type(error).__name__}: {error}")
+    identical = _random_soft(3)
+    identical.towers["B"].load_state_dict(identical.towers["A"].state_dict())
+    cases = [(_random_soft(0), 1.0), (_random_soft(1), 0.3), (_random_soft(2), 5.0), (identical, 2.0)]
+    for model, alpha in cases:
+        try:
+            got = attempt(fn, model, alpha)
+        except Failed as failure:
+            return report(False, "", f"my_coupling(model, {alpha}): {failure}.")
+        problem = _penalty_problem(got, model, alpha)
+        if problem:
+            return report(False, "", problem)
     return report(True, "Your coupling penalty matches α Σ‖θ_A − θ_B‖² and is zero for identical towers.", "")
+
+
+# --------------------------------------------------------------------------- 2. cross-stitch unit
+
+
+def _stitch_cases() -> list[tuple[Tensor, Tensor, Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    return [(torch.randn(5, c, generator=g), torch.randn(5, c, generator=g), torch.rand(c, 2, 2, generator=g))
+            for c in (3, 7)]
+
+
+def reference_cross_stitch(x_a: Tensor, x_b: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+    """The package's unit, :func:`~mtl_helpers.models.cross_stitch_mix`, on a pair of activations."""
+    mixed_a, mixed_b = cross_stitch_mix(torch.stack([x_a, x_b]), a)
+    return mixed_a, mixed_b
+
+
+def _same_pair(got: object, want: tuple[Tensor, Tensor]) -> bool:
+    return (isinstance(got, (tuple, list)) and len(got) == 2
+            and all(isinstance(g, Tensor) and g.shape == w.shape and torch.allclose(g, w, atol=1e-5)
+                    for g, w in zip(got, want)))
+
+
+def _stitch_hint(case: tuple, got: object, want: tuple[Tensor, Tensor]) -> str:
+    x_a, x_b, a = case
+    channels = a.shape[0]
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return "Return a pair (mixed_a, mixed_b)."
+    if any(not isinstance(g, Tensor) or g.shape != x_a.shape for g in got):
+        shapes = [tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__ for g in got]
+        return f"Outputs must keep the shape {tuple(x_a.shape)}, got {shapes}."
+    transposed = reference_cross_stitch(x_a, x_b, a.transpose(1, 2))
+    if _same_pair(got, transposed):
+        return (f"The mixed activations are wrong for C={channels}. You used a[:, 1, 0] for A's input from B: "
+                "row i of the unit holds what task i receives (x̃ = a x), so x̃_a uses a[:, 0, 0] and a[:, 0, 1].")
+    return (f"The mixed activations are wrong for C={channels}. Each channel c has its own 2×2 matrix a[c]: "
+            "multiply per channel, do not average the units.")
 
 
 def check_cross_stitch(fn: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]) -> bool:
     """``fn(x_a, x_b, a)`` with activations (B, C) and units a (C, 2, 2) must return
     (x̃_a, x̃_b) with x̃_a = a[:, 0, 0]·x_a + a[:, 0, 1]·x_b and x̃_b = a[:, 1, 0]·x_a + a[:, 1, 1]·x_b."""
-    g = torch.Generator().manual_seed(0)
+    return check_cases(fn, _stitch_cases(), reference_cross_stitch, _same_pair,
+                       "Your cross-stitch unit mixes each channel with its own 2×2 matrix, x̃ = a x.", _stitch_hint)
+
+
+# --------------------------------------------------------------------------- 3. choose α
+
+ALPHA_CASES = [
+    ({0.0: {"val": [0.80, 0.82], "test": [0.81, 0.80]}, 0.1: {"val": [0.84, 0.83], "test": [0.82, 0.83]},
+      1.0: {"val": [0.83, 0.82], "test": [0.86, 0.85]}},),
+    ({0.0: {"val": [0.70, 0.95], "test": [0.7, 0.7]}, 0.01: {"val": [0.82, 0.81], "test": [0.9, 0.6]},
+      10.0: {"val": [0.60, 0.61], "test": [0.9, 0.9]}},),
+]
+
+
+def _alpha_hint(case: tuple, got: object, want: float) -> str:
+    results = case[0]
     try:
-        for c in (3, 7):
-            x_a, x_b = torch.randn(5, c, generator=g), torch.randn(5, c, generator=g)
-            a = torch.rand(c, 2, 2, generator=g)
-            want_a, want_b = cross_stitch_mix(torch.stack([x_a, x_b]), a)
-            got = fn(x_a, x_b, a)
-            if not isinstance(got, (tuple, list)) or len(got) != 2:
-                return report(False, "", "Return a pair (mixed_a, mixed_b).")
-            got_a, got_b = got
-            if got_a.shape != x_a.shape or got_b.shape != x_b.shape:
-                return report(False, "", f"Outputs must keep the shape {tuple(x_a.shape)}, got "
-                                         f"{tuple(got_a.shape)} and {tuple(got_b.shape)}.")
-            if not (torch.allclose(got_a, want_a, atol=1e-5) and torch.allclose(got_b, want_b, atol=1e-5)):
-                swapped_a = a[:, 0, 0] * x_a + a[:, 1, 0] * x_b
-                hint = (" You used a[:, 1, 0] for A's input from B: row i of the unit holds what task i "
-                        "receives (x̃ = a x), so x̃_a uses a[:, 0, 0] and a[:, 0, 1]."
-                        if torch.allclose(got_a, swapped_a, atol=1e-5) else
-                        " Each channel c has its own 2×2 matrix a[c]: multiply per channel, do not average the units.")
-                return report(False, "", f"The mixed activations are wrong for C={c}.{hint}")
-    except Exception as error:
-        return report(False, "", f"Your function raised {type(error).__name__}: {error}")
-    return report(True, "Your cross-stitch unit mixes each channel with its own 2×2 matrix, x̃ = a x.", "")
+        known = got in results
+    except TypeError:  # an unhashable answer (a list, a dict) is not one of the keys
+        known = False
+    if not known:
+        return f"Return one of the α keys {sorted(results)}, got {got!r} (an α, not its position or its score)."
+    by_test = max(results, key=lambda a: sum(results[a]["test"]))
+    if got == by_test:
+        return (f"Expected α={want}, got α={got}. You picked by the TEST metric: that leaks the test set into "
+                "the choice, and the reported number is then optimistic. Choose on validation.")
+    return f"Expected α={want}, got α={got}. Average the validation metric over the seeds, then take the largest."
 
 
 def check_choose_alpha(fn: Callable[[Mapping[float, Mapping[str, Sequence[float]]]], float]) -> bool:
     """``fn(results)`` gets ``{alpha: {"val": [per seed], "test": [per seed]}}`` for the data-poor task
     and must return the α with the best *mean validation* metric (higher is better)."""
-    cases = [
-        ({0.0: {"val": [0.80, 0.82], "test": [0.81, 0.80]}, 0.1: {"val": [0.84, 0.83], "test": [0.82, 0.83]},
-          1.0: {"val": [0.83, 0.82], "test": [0.86, 0.85]}}, 0.1),
-        ({0.0: {"val": [0.70, 0.95], "test": [0.7, 0.7]}, 0.01: {"val": [0.82, 0.81], "test": [0.9, 0.6]},
-          10.0: {"val": [0.60, 0.61], "test": [0.9, 0.9]}}, 0.0),
-    ]
-    try:
-        for results, want in cases:
-            got = fn(results)
-            if got not in results:
-                return report(False, "", f"Return one of the α keys {sorted(results)}, got {got!r} "
-                                         "(an α, not its position or its score).")
-            if got != want:
-                by_test = max(results, key=lambda a: sum(results[a]["test"]))
-                hint = (" You picked by the TEST metric: that leaks the test set into the choice, and the "
-                        "reported number is then optimistic. Choose on validation." if got == by_test else
-                        " Average the validation metric over the seeds, then take the largest.")
-                return report(False, "", f"Expected α={want}, got α={got}.{hint}")
-    except Exception as error:
-        return report(False, "", f"Your function raised {type(error).__name__}: {error}")
-    return report(True, "You choose α on the mean validation metric and leave the test set alone.", "")
+    return check_cases(fn, ALPHA_CASES, best_on_validation, lambda got, want: got == want,
+                       "You choose α on the mean validation metric and leave the test set alone.", _alpha_hint)
+
+
+# --------------------------------------------------------------------------- 4. low-rank count
+
+
+def reference_low_rank_count(d: int, h: int, k: int, n_tasks: int) -> int:
+    """The package's answer: the parameters of one :class:`~mtl_helpers.models.LowRankSharing`
+    layer (the shared basis B and every task's factor V_t with its bias), counted."""
+    tasks = [Task(f"task{i}", "binary") for i in range(n_tasks)]
+    model = LowRankSharing(d, [h], tasks, rank=k)
+    return count_parameters(model.bases[0]) + sum(count_parameters(f[0]) for f in model.factors.values())
+
+
+def _count_hint(case: tuple, got: object, want: int) -> str:
+    d, h, k, t = case
+    hints = {t * (d * k + k * h + h): " B is shared: count it once, not once per task.",
+             d * k + t * k * h: " Each task's layer also has a bias of h numbers.",
+             t * (d * h + h): " That is T full-rank layers; the factorised layer is cheaper."}
+    hint = next((text for count, text in hints.items() if isinstance(got, (int, float)) and got == count), "")
+    return f"For d={d}, h={h}, k={k}, T={t} expected {want}, got {got}.{hint}"
 
 
 def check_low_rank_count(fn: Callable[[int, int, int, int], int]) -> bool:
     """``fn(d, h, k, n_tasks)``: parameters of one factorised layer W_t = B V_t (shared B d×k,
     per task V_t k×h and a bias of h)."""
-    try:
-        for d, h, k, t in [(94, 64, 8, 2), (10, 5, 3, 4), (64, 32, 1, 3)]:
-            want = d * k + t * (k * h + h)
-            got = fn(d, h, k, t)
-            if got != want:
-                hints = {t * (d * k + k * h + h): " B is shared: count it once, not once per task.",
-                         d * k + t * k * h: " Each task's layer also has a bias of h numbers.",
-                         t * (d * h + h): " That is T full-rank layers; the factorised layer is cheaper."}
-                return report(False, "", f"For d={d}, h={h}, k={k}, T={t} expected {want}, got {got}."
-                                         f"{hints.get(got, '')}")
-    except Exception as error:
-        return report(False, "", f"Your function raised {type(error).__name__}: {error}")
-    return report(True, "Right: d·k shared + T·(k·h + h) task-specific.", "")
+    return check_cases(fn, [(94, 64, 8, 2), (10, 5, 3, 4), (64, 32, 1, 3)], reference_low_rank_count,
+                       lambda got, want: got == want, "Right: d·k shared + T·(k·h + h) task-specific.", _count_hint)

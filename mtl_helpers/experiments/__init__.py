@@ -1,0 +1,1 @@
+"""Notebook-specific studies, one module per notebook."""
