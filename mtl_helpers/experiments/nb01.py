@@ -1,0 +1,71 @@
+"""Notebook 01 (single-task baselines): the floor, the baseline table and the learning curve.
+
+Everything here trains through the fair-comparison protocol (:mod:`mtl_helpers.protocol`):
+a single-task baseline is :func:`mtl_helpers.course.single_task_arm`, and a point of the
+learning curve is the same arm restricted to ``n`` random training rows. The protocol gives
+that arm as many optimisation steps as the full training set gets
+(:meth:`~mtl_helpers.data.Budget.max_epochs`) and keeps its best epoch on validation, so the
+curve measures *less data*, not *less training*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from ..course import single_task_arm
+from ..data import MultiTaskDataset
+from ..protocol import Arm, Comparison, Run, run
+
+
+def majority_accuracy(labels: Tensor) -> float:
+    """Accuracy of always predicting the most frequent label: max_c n_c / N.
+
+    The floor every classifier must clear (for balanced classes it is about 1 / number of classes).
+    """
+    if labels.ndim != 1 or len(labels) == 0 or labels.is_floating_point():
+        raise ValueError(f"majority_accuracy needs a non-empty 1-D tensor of integer labels, got "
+                         f"shape {tuple(labels.shape)} and dtype {labels.dtype}.")
+    return torch.bincount(labels).max().item() / len(labels)
+
+
+def baseline_table(comparison: Comparison, dataset: MultiTaskDataset, digits: int = 3) -> pd.DataFrame:
+    """The baselines as one row per task: metric, test mean ± std over the seeds, the chosen lr,
+    the kept epoch (median over seeds), the search the arm got and the seconds per run (shown,
+    never claimed)."""
+    table = comparison.table(digits=digits)
+    rows = {}
+    for arm, runs in comparison.runs.items():
+        task = dataset.task(list(runs[0].test)[0])
+        rows[arm] = {"metric": task.metric_name, f"test ({len(runs)} seeds)": table.loc[arm, task.name],
+                     "lr": table.loc[arm, "lr"], "best epoch": table.loc[arm, "best epoch"],
+                     "search": table.loc[arm, "search"], "s per run": round(runs[0].seconds, 1)}
+    return pd.DataFrame(rows).T
+
+
+def subset_arm(dataset: MultiTaskDataset, task: str, n_rows: int) -> Arm:
+    """The single-task baseline of ``task`` trained on ``n_rows`` random training rows (which
+    rows depends on the seed, :meth:`~mtl_helpers.data.Split.take`)."""
+    if not 0 < n_rows <= len(dataset.train):
+        raise ValueError(f"n_rows must be in 1..{len(dataset.train)} (the training rows), got {n_rows}.")
+    arm = single_task_arm(dataset, task, name=f"STL {task}, {n_rows} rows")
+    return replace(arm, train=lambda seed: dataset.train.take(n_rows, seed=seed))
+
+
+def learning_curve(dataset: MultiTaskDataset, task: str, sizes: Sequence[int], lr: float,
+                   seeds: Sequence[int] = (0, 1, 2), device: torch.device | str | None = None) -> dict[int, list[Run]]:
+    """The single-task net of ``task`` trained on ``n`` rows for each ``n`` in ``sizes`` and each seed.
+
+    Every run is :func:`mtl_helpers.protocol.run` at the given ``lr`` (the learning rate tuned
+    on the full set: it is not searched again per size). The protocol gives ``n`` rows
+    ⌈E·⌈N/B⌉ / ⌈n/B⌉⌉ epochs, i.e. the optimisation steps of E epochs over all N rows (batch B),
+    and keeps the best epoch on validation. Returns ``{n: [Run per seed]}``.
+    """
+    if not sizes or not seeds:
+        raise ValueError("learning_curve needs at least one size and one seed.")
+    return {n: [run(subset_arm(dataset, task, n), dataset, lr=lr, seed=s, device=device) for s in seeds]
+            for n in sizes}
