@@ -65,7 +65,9 @@ FIT_CSS = f"""
 .reveal h2 {{ font-size: {HEADING_PX[2]}px; }}
 .reveal h3 {{ font-size: {HEADING_PX[3]}px; }}
 .reveal h4, .reveal h5, .reveal h6 {{ font-size: {HEADING_PX[4]}px; }}
-.reveal h1, .reveal h2, .reveal h3, .reveal h4 {{ margin: 0 0 0.4em 0; line-height: 1.2; text-transform: none; }}
+.reveal .slides h1, .reveal .slides h2, .reveal .slides h3, .reveal .slides h4 {{
+  margin: 0 0 0.4em 0; line-height: 1.2; text-transform: none;
+}}
 .reveal p, .reveal li {{ line-height: {TEXT_LINE}; }}
 .reveal p {{ margin: 0 0 0.5em 0; }}
 .reveal pre, .reveal code, .jp-RenderedText pre {{
