@@ -83,6 +83,9 @@ FIT_CSS = f"""
 .reveal .jp-RenderedHTMLCommon td, .reveal .jp-RenderedHTMLCommon th {{ padding: 2px 6px; }}
 .jp-Cell {{ padding: 2px 0; }}
 .jp-InputArea-editor {{ overflow: hidden; }}
+/* MathJax's hidden MathML copy (for screen readers) asks for TeX web fonts that the MathJax
+   package leaves out; it is never seen, so it keeps the page's font. */
+.MJX_Assistive_MathML, .MJX_Assistive_MathML * {{ font-family: inherit !important; }}
 .mtl-live-widget {{
   border-left: 4px solid #1a73e8; background: #eef4fd; padding: 6px 12px; font-size: 18px;
 }}

@@ -88,16 +88,28 @@ class SlideSize:
     cut: list[str]
 
 
-def open_deck(page, deck: Path, width: int = 1280, height: int = 720) -> None:
-    """Open a deck from the file system with every non-file request refused (offline)."""
+def open_deck(page, deck: Path, width: int = 1280, height: int = 720) -> list[str]:
+    """Open a deck from the file system, offline: every non-file request is refused and listed.
+
+    Returns the list of refused URLs (it grows if the page asks for more later).
+    """
+    refused: list[str] = []
+
+    def route(request_route) -> None:
+        if request_route.request.url.startswith(("file:", "data:")):
+            request_route.continue_()
+        else:
+            refused.append(request_route.request.url)
+            request_route.abort()
+
     page.set_viewport_size({"width": width, "height": height})
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
-               else route.abort())
+    page.route("**/*", route)
     page.goto(Path(deck).resolve().as_uri())
     if not page.evaluate("() => !!window.Reveal"):          # nbconvert's own template keeps Reveal private
         page.evaluate("() => new Promise(r => require(['assets/reveal.js/dist/reveal.js'],"
                       " R => { window.Reveal = R; r(); }))")
     page.wait_for_function("() => window.Reveal && window.Reveal.isReady()", timeout=30_000)
+    return refused
 
 
 def measure_slides(page) -> list[SlideSize]:
