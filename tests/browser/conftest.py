@@ -74,9 +74,9 @@ class JupyterLab:
     def __init__(self, root: Path, port: int, token: str, process: subprocess.Popen, log: Path):
         self.root, self.port, self.token, self.process, self.log = root, port, token, process, log
 
-    def url(self, path: str) -> str:
-        """The URL of ``path`` on the server, with the token."""
-        return f"http://127.0.0.1:{self.port}/{path}?token={self.token}"
+    def url(self, path: str, query: str = "") -> str:
+        """The URL of ``path`` on the server, with the token (and ``query``, e.g. ``reset``)."""
+        return f"http://127.0.0.1:{self.port}/{path}?token={self.token}" + (f"&{query}" if query else "")
 
 
 @pytest.fixture(scope="session")
@@ -89,12 +89,14 @@ def jupyter_lab(browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[J
     for notebook in NOTEBOOKS:
         shutil.copy(notebook, root / notebook.name)
     runtime = tmp_path_factory.mktemp("jupyter-runtime")
+    workspaces = tmp_path_factory.mktemp("lab-workspaces")
     port, token = _free_port(), secrets.token_hex(16)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "JUPYTER_RUNTIME_DIR": str(runtime)}
     log = runtime / "jupyterlab.log"
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
                f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+               f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={workspaces}",
+               "--LabApp.expose_app_in_browser=True",
                "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
                "--allow-root"]
     with open(log, "w") as out:
