@@ -188,3 +188,23 @@ def test_tall_markdown_is_cut_between_blocks_and_cells_are_packed():
             sub_slides.append(height); height = 0.0
         height += cell_height(cell)
     assert max(sub_slides + [height]) <= BUDGET
+
+
+def test_tall_outputs_go_to_sub_slides_of_their_own():
+    printed = new_output("stream", name="stdout", text="".join(f"line {i}\n" for i in range(100)))
+    figure = new_output("display_data", data={"image/png": _png(900, 400), "text/plain": "<Figure>"})
+    cells = _fit(new_code_cell("run()", outputs=[printed, figure, figure]))
+    assert cells[0].source == "run()" and cells[0].outputs == []
+    shown = [c for c in cells[1:] if c.metadata["transient"]["remove_source"]]
+    assert len(shown) == len(cells) - 1 >= 4 and all(_slide_type(c) == "subslide" for c in shown)
+    assert "".join(o.text for c in shown for o in c.outputs if o.output_type == "stream") == printed.text
+    assert sum(o.output_type == "display_data" for c in shown for o in c.outputs) == 2
+    assert all(cell_height(c) <= BUDGET for c in cells)
+
+
+def _png(width: int, height: int) -> str:
+    """A base64 PNG header of the given size (enough for the size estimate)."""
+    import base64
+    import struct
+    header = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", width, height) + b"\x08\x06\x00\x00\x00"
+    return base64.b64encode(header + b"\x00" * 40).decode()

@@ -42,6 +42,7 @@ BUDGET = SLIDE_HEIGHT - 80                # estimated height a sub-slide may hol
 TEXT_PX, TEXT_LINE = 22, 1.45             # Markdown
 CODE_PX, CODE_LINE = 16, 1.35             # code and text outputs
 TABLE_ROW = 30                            # one row of a pandas table, padding included
+OUTPUT_GAP = 24                           # margins around each output area
 FIGURE_MAX_HEIGHT = 430                   # every image is scaled down to at most this height
 CODE_CHARS = int(CONTENT_WIDTH / (0.6 * CODE_PX))    # characters per wrapped code line
 TEXT_CHARS = int(CONTENT_WIDTH / (0.5 * TEXT_PX))    # characters per wrapped text line
@@ -123,7 +124,11 @@ def _image_height(output: NotebookNode) -> float:
 
 
 def output_height(output: NotebookNode) -> float:
-    """Estimated height of one output in pixels."""
+    """Estimated height of one output in pixels, with the gap between outputs."""
+    return _output_content_height(output) + OUTPUT_GAP
+
+
+def _output_content_height(output: NotebookNode) -> float:
     line = CODE_PX * CODE_LINE
     if output.output_type == "stream":
         return _wrapped_lines(output.text, CODE_CHARS) * line + 10
@@ -298,15 +303,45 @@ def _code_cells(cell: NotebookNode, budget: float) -> list[NotebookNode]:
         part.source, part.outputs = chunk, []
         cells.append(part if i == 0 else _with_slide_type(part, "subslide"))
     outputs = cell.get("outputs", [])
-    if outputs:
-        if code_height(chunks[-1]) + sum(map(output_height, outputs)) <= budget:
-            cells[-1].outputs = outputs
-        else:
-            only = _part(cell, len(chunks))
-            only.source = ""
+    if outputs and code_height(chunks[-1]) + sum(map(output_height, outputs)) <= budget:
+        cells[-1].outputs = outputs
+    elif outputs:                       # the outputs go to sub-slides of their own, as many as needed
+        for group in _output_groups(outputs, budget):
+            only = _part(cell, len(cells))
+            only.source, only.outputs = "", group
             only.metadata["transient"] = {"remove_source": True}
             cells.append(_with_slide_type(only, "subslide"))
     return cells
+
+
+def _split_stream(output: NotebookNode, budget: float) -> list[NotebookNode]:
+    """A printed text taller than ``budget`` as several outputs, cut between lines."""
+    if output.output_type != "stream" or output_height(output) <= budget:
+        return [output]
+    per_slide = max(1, int((budget - OUTPUT_GAP - 10) // (CODE_PX * CODE_LINE)))
+    lines = output.text.splitlines(keepends=True)
+    pieces = []
+    while lines:
+        count = per_slide
+        while count > 1 and _wrapped_lines("".join(lines[:count]), CODE_CHARS) > per_slide:
+            count -= 1
+        pieces.append(nbformat.v4.new_output("stream", name=output.name, text="".join(lines[:count])))
+        lines = lines[count:]
+    return pieces
+
+
+def _output_groups(outputs: list[NotebookNode], budget: float) -> list[list[NotebookNode]]:
+    """Consecutive outputs grouped so that each group's estimated height stays within ``budget``."""
+    groups: list[list[NotebookNode]] = [[]]
+    height = 0.0
+    for output in (piece for output in outputs for piece in _split_stream(output, budget)):
+        h = output_height(output)
+        if groups[-1] and height + h > budget:
+            groups.append([])
+            height = 0.0
+        groups[-1].append(output)
+        height += h
+    return groups
 
 
 def _markdown_cells(cell: NotebookNode, budget: float) -> list[NotebookNode]:
