@@ -41,7 +41,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Under CI=true a skipped browser test is a failure: CI installs Chromium, so it must run."""
     outcome = yield
     report = outcome.get_result()
-    if report.skipped and os.environ.get("CI", "").lower() == "true" and item.get_closest_marker("browser"):
+    ci = os.environ.get("CI", "").lower() == "true"
+    if ci and report.skipped and not hasattr(report, "wasxfail") and item.get_closest_marker("browser"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"browser test skipped under CI=true (CI must run it): {reason}"

@@ -77,6 +77,17 @@ FIGURE_JS = """
 """
 
 
+# Shut down the kernels of every open notebook (one notebook, one kernel at a time on 2 cores).
+SHUTDOWN_JS = """
+async () => {
+  if (!window.jupyterapp) return;
+  for (const w of window.jupyterapp.shell.widgets('main')) {
+    if (w.sessionContext && w.sessionContext.session) await w.sessionContext.shutdown();
+  }
+}
+"""
+
+
 def _open_notebook(page, lab, name: str) -> None:
     page.goto(lab.url(f"lab/tree/{name}", "reset"))       # reset: no other notebook reopens
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
@@ -145,20 +156,46 @@ def test_notebook_runs_and_every_slider_redraws(browser, jupyter_lab, notebook):
             problems.append("browser console errors:\n" + "\n".join(console_errors))
         assert not problems, f"{notebook.name}:\n" + "\n".join(problems)
     finally:
-        page.evaluate("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                      " && window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+        page.evaluate(SHUTDOWN_JS)
         page.close()
 
 
-def test_rise_is_installed(browser, jupyter_lab):
-    """jupyterlab-rise provides 'Render as Reveal Slideshow' (RISE:preview) and its own page."""
+def test_presenting_commands_exist(browser, jupyter_lab):
+    """RISE's 'Render as Reveal Slideshow' (RISE:preview) and its page, and JupyterLab's Presentation Mode."""
     page = browser.new_page()
     try:
         page.goto(jupyter_lab.url("lab"))
         page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.hasCommand('RISE:preview')",
                                timeout=120_000)
         assert page.evaluate("() => window.jupyterapp.commands.hasCommand('RISE:slideshow')")
+        assert page.evaluate("() => window.jupyterapp.commands.hasCommand('application:toggle-presentation-mode')")
         response = page.request.get(jupyter_lab.url(f"rise/{NOTEBOOKS[0].name}"))
         assert response.status == 200, f"RISE's page answered {response.status}"
     finally:
+        page.close()
+
+
+@pytest.mark.xfail(reason="jupyterlab-rise 0.43 does not load the ipywidgets 8 widget manager in its slideshow "
+                          "(jupyterlab-contrib/rise#119): widgets show as text there", strict=False)
+def test_widgets_move_in_rise(browser, jupyter_lab):
+    """The live slideshow of RISE shows the notebook's slider as a widget (an XPASS: update docs/teaching.md)."""
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    try:
+        _open_notebook(page, jupyter_lab, NOTEBOOKS[0].name)
+        page.evaluate(CLEAR_ALL_JS)
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        page.wait_for_function(ALL_RAN_JS, timeout=RUN_ALL_TIMEOUT_S * 1000, polling=500)
+        page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        page.evaluate("() => window.jupyterapp.commands.execute('RISE:preview')")
+        page.wait_for_function("() => [...document.querySelectorAll('iframe')].some(f => f.src.includes('/rise/'))",
+                               timeout=60_000)
+        rise = next(f for f in page.frames if "/rise/" in f.url)
+        rise.wait_for_function("() => document.querySelector('.reveal .slides')", timeout=60_000)
+        rise.wait_for_selector(".jp-OutputArea-output", state="attached", timeout=60_000)
+        page.wait_for_timeout(3000)
+        as_text = rise.evaluate("() => [...document.querySelectorAll('.jp-OutputArea-output')]"
+                                ".some(e => /VBox\\(children|Loading widget|Error displaying widget/.test(e.textContent))")
+        assert rise.locator(".widget-slider").count() >= 1 and not as_text, "RISE shows the widget as text"
+    finally:
+        page.evaluate(SHUTDOWN_JS)
         page.close()
