@@ -11,15 +11,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from mtl_helpers.lecture.slides import (
-    BUDGET,
-    FitToSlidePreprocessor,
-    LIVE_WIDGET_NOTE,
-    WIDGET_MIME,
-    cell_height,
-    markdown_blocks,
-    split_code,
-)
+from mtl_helpers.lecture.fit import FitToSlidePreprocessor, split_code
+from mtl_helpers.lecture.layout import BUDGET, LIVE_WIDGET_NOTE, WIDGET_MIME, cell_height, markdown_blocks
 from mtl_helpers.lecture.student import (
     DEFAULT_HINT,
     SolutionRegionError,
@@ -52,7 +45,8 @@ def test_function_body_becomes_an_indented_raise():
 def test_statement_block_and_several_regions():
     source, regions = clear_solutions(
         "### BEGIN SOLUTION\nleaky = ['a']\n### END SOLUTION\ncheck(leaky)\n"
-        "for i in range(3):\n    ### HINT: add i to total\n    ### BEGIN SOLUTION\n    total += i\n    ### END SOLUTION\n")
+        "for i in range(3):\n    ### HINT: add i to total\n"
+        "    ### BEGIN SOLUTION\n    total += i\n    ### END SOLUTION\n")
     assert regions == 2
     assert source.splitlines() == [f'raise NotImplementedError("{DEFAULT_HINT}")', "check(leaky)",
                                    "for i in range(3):", '    raise NotImplementedError("add i to total")']
@@ -206,5 +200,6 @@ def _png(width: int, height: int) -> str:
     """A base64 PNG header of the given size (enough for the size estimate)."""
     import base64
     import struct
-    header = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", width, height) + b"\x08\x06\x00\x00\x00"
+    header = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", width, height)
+              + b"\x08\x06\x00\x00\x00")
     return base64.b64encode(header + b"\x00" * 40).decode()

@@ -105,7 +105,6 @@ class ClearSolutionsPreprocessor(Preprocessor):
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
         """Clear every exercise cell; collect the problems of all cells before raising."""
-        name = resources.get("metadata", {}).get("name", "notebook")
         resources.setdefault("student", {"exercise_cells": []})
         problems = []
         for index, cell in enumerate(nb.cells):

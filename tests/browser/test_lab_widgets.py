@@ -193,8 +193,8 @@ def test_widgets_move_in_rise(browser, jupyter_lab):
         rise.wait_for_function("() => document.querySelector('.reveal .slides')", timeout=60_000)
         rise.wait_for_selector(".jp-OutputArea-output", state="attached", timeout=60_000)
         page.wait_for_timeout(3000)
-        as_text = rise.evaluate("() => [...document.querySelectorAll('.jp-OutputArea-output')]"
-                                ".some(e => /VBox\\(children|Loading widget|Error displaying widget/.test(e.textContent))")
+        as_text = rise.evaluate("() => [...document.querySelectorAll('.jp-OutputArea-output')].some("
+                                "e => /VBox\\(children|Loading widget|Error displaying widget/.test(e.textContent))")
         assert rise.locator(".widget-slider").count() >= 1 and not as_text, "RISE shows the widget as text"
     finally:
         page.evaluate(SHUTDOWN_JS)
