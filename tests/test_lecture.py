@@ -159,6 +159,13 @@ def test_fitting_drops_skip_cells_and_replaces_widgets():
     assert cells[1].outputs[0].data == {"text/html": LIVE_WIDGET_NOTE}
 
 
+def test_links_to_notebooks_point_to_their_decks():
+    cells = _fit(new_markdown_cell("[next](03_soft.ipynb), [part](02_x.ipynb#Exercise-1), "
+                                   "[data](../data/README.md), [web](https://example.org/a.ipynb)"))
+    assert cells[0].source == ("[next](03_soft.slides.html), [part](02_x.slides.html#Exercise-1), "
+                               "[data](../data/README.md), [web](https://example.org/a.ipynb)")
+
+
 def test_long_code_is_split_at_statements_onto_sub_slides():
     source = "\n".join(f"x{i} = {i}" for i in range(80)) + "\ndef f():\n    return 1\n"
     chunks = split_code(source, 30)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
 from collections.abc import Iterator
 
 import nbformat
@@ -162,6 +163,13 @@ def _markdown_cells(cell: NotebookNode, budget: float) -> list[NotebookNode]:
     return cells
 
 
+def _deck_links(cell: NotebookNode) -> NotebookNode:
+    """Point Markdown links to a sibling notebook (``[next](03_x.ipynb)``) at its deck instead."""
+    if cell.cell_type == "markdown":
+        cell.source = re.sub(r"\]\(([^()/:#\s]+)\.ipynb(#[^()\s]*)?\)", r"](\1.slides.html\2)", cell.source)
+    return cell
+
+
 def _static_widget(cell: NotebookNode) -> NotebookNode:
     """Replace live-widget outputs (they need a kernel) by a note pointing to RISE."""
     if cell.cell_type != "code":
@@ -188,7 +196,7 @@ class FitToSlidePreprocessor(Preprocessor):
         for cell in nb.cells:
             if _slide_type(cell) == "skip":
                 continue
-            cell = _static_widget(cell)
+            cell = _deck_links(_static_widget(cell))
             if cell.cell_type == "markdown":
                 cells.extend(_markdown_cells(cell, BUDGET))
             elif cell.cell_type == "code":
