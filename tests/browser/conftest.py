@@ -1,7 +1,7 @@
 """Fixtures of the browser tests: headless Debian Chromium through Playwright, a JupyterLab server.
 
-Every test here carries the ``browser`` marker. Without ``/usr/bin/chromium`` (or without the
-``playwright`` package) the tests skip and say how to install them, except under ``CI=true``,
+Every test module here sets ``pytestmark = pytest.mark.browser``. Without
+``/usr/bin/chromium`` (or without the ``playwright`` package) the tests skip and say how to install them, except under ``CI=true``,
 where a skipped browser test is reported as a failure: CI must really run them.
 Playwright's own browser download (``playwright install``) is never used.
 """
@@ -26,14 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 INSTALL_HINT = ("install Debian's Chromium and Playwright for Python: `sudo apt-get install chromium` and "
                 "`pip install -r requirements.txt` (never `playwright install`; the tests use /usr/bin/chromium)")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test in this folder is a browser test."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.browser)
 
 
 @pytest.hookimpl(hookwrapper=True)

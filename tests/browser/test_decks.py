@@ -17,6 +17,7 @@ from probes import deck_state, measure_slides, open_deck
 
 from mtl_helpers.lecture.slides import SLIDE_HEIGHT, SLIDE_WIDTH, build_decks
 
+pytestmark = pytest.mark.browser
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9]*.ipynb"))
 
 
