@@ -1,8 +1,8 @@
 """Fixtures of the browser tests: headless Debian Chromium through Playwright, a JupyterLab server.
 
-Every test module here sets ``pytestmark = pytest.mark.browser``. Without
-``/usr/bin/chromium`` (or without the ``playwright`` package) the tests skip and say how to install them, except under ``CI=true``,
-where a skipped browser test is reported as a failure: CI must really run them.
+Every test module here sets ``pytestmark = pytest.mark.browser``. Without ``/usr/bin/chromium``
+(or without the ``playwright`` package) the tests skip and say how to install them, except under
+``CI=true``, where a skipped browser test is reported as a failure: CI must really run them.
 Playwright's own browser download (``playwright install``) is never used.
 """
 
