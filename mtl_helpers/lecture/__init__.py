@@ -1,0 +1,22 @@
+"""Tools for the instructor: student copies of the notebooks and offline slide decks.
+
+``python -m mtl_helpers student OUTDIR`` and ``python -m mtl_helpers slides OUTDIR`` call
+:func:`build_student_copies` and :func:`build_decks`; ``docs/teaching.md`` says how to use them.
+"""
+
+from mtl_helpers.lecture.slides import build_decks, export_deck
+from mtl_helpers.lecture.student import (
+    SolutionRegionError,
+    build_student_copies,
+    clear_solutions,
+    write_student_copy,
+)
+
+__all__ = [
+    "SolutionRegionError",
+    "build_decks",
+    "build_student_copies",
+    "clear_solutions",
+    "export_deck",
+    "write_student_copy",
+]
