@@ -17,6 +17,8 @@ def slider_panel(draw: Callable[..., object], **sliders: widgets.ValueWidget) ->
     """
     if not sliders:
         raise ValueError("slider_panel needs at least one slider, e.g. alpha=widgets.FloatSlider().")
+    for slider in sliders.values():  # show the whole label ("shared layers", not "shared la…")
+        slider.style.description_width = "initial"
     out = widgets.interactive_output(draw, sliders)
     panel = widgets.VBox([*sliders.values(), out])
     display(panel)

@@ -91,3 +91,11 @@ def test_slider_panel_calls_draw_and_needs_a_slider():
     assert 3 in seen
     with pytest.raises(ValueError, match="at least one slider"):
         slider_panel(lambda: None)
+
+
+def test_slider_labels_are_shown_in_full():
+    import ipywidgets as widgets
+
+    slider = widgets.SelectionSlider(options=[1, 2], description="shared layers")
+    slider_panel(lambda n: None, n=slider)
+    assert slider.style.description_width == "initial"
