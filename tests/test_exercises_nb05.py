@@ -1,8 +1,16 @@
 """The notebook 05 checkers accept the reference and reject plausible wrong answers."""
 
+import pytest
 import torch
 
-from mtl_helpers.exercises.nb05 import check_mgda_two_task_weight, check_nash_two_tasks, check_pcgrad_two_tasks
+from mtl_helpers.exercises.nb05 import (
+    check_mgda_two_task_weight,
+    check_nash_two_tasks,
+    check_pcgrad,
+    check_pcgrad_two_tasks,
+    reference_pcgrad,
+    task_orders,
+)
 
 
 def pcgrad_reference(g1, g2):
@@ -67,6 +75,8 @@ def test_stubs_are_reported_not_implemented(capsys):
     for checker in (check_pcgrad_two_tasks, check_mgda_two_task_weight, check_nash_two_tasks):
         assert not checker(not_implemented)
         assert "not implemented yet" in capsys.readouterr().out
+    assert not check_pcgrad(lambda G, orders: not_implemented(G, orders))
+    assert "not implemented yet" in capsys.readouterr().out
 
 
 def test_wrong_types_and_in_place_edits_are_reported(capsys):
@@ -79,3 +89,48 @@ def test_wrong_types_and_in_place_edits_are_reported(capsys):
         return pcgrad_reference(g1, g2)
 
     assert not check_pcgrad_two_tasks(in_place)  # the reference still sees the original g1
+
+
+# ------------------------------------------------------------------ exercise 4: PCGrad for T tasks
+def pcgrad_variant(G, orders, *, test="current", subtract="current", against="original", always=False):
+    """PCGrad with the defaults; each option is one plausible mistake: test for conflict with the
+    original g_i, subtract the projection of the original g_i, project against the already
+    projected g_j (what editing G in place does), project without a conflict."""
+    projected = G.clone()
+    for i in range(G.shape[0]):
+        for j in orders[i]:
+            other = G[j] if against == "original" else projected[j]
+            tested = projected[i] if test == "current" else G[i]
+            if j != i and (always or tested @ other < 0):
+                base = projected[i] if subtract == "current" else G[i]
+                projected[i] = projected[i] - (base @ other) / (other @ other) * other
+    return projected.sum(0)
+
+
+def test_pcgrad_checker_accepts_the_reference_and_uses_the_package_orders():
+    assert check_pcgrad(pcgrad_variant)
+    G = torch.randn(3, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.allclose(pcgrad_variant(G, task_orders(3, 7)), reference_pcgrad(G, 7))
+
+
+@pytest.mark.parametrize("wrong", [
+    lambda G, orders: pcgrad_variant(G, orders, against="projected"),
+    lambda G, orders: pcgrad_variant(G, orders, test="original"),
+    lambda G, orders: pcgrad_variant(G, orders, subtract="original"),
+    lambda G, orders: pcgrad_variant(G, orders, always=True),
+    lambda G, orders: pcgrad_variant(G, [list(range(G.shape[0]))] * G.shape[0]),  # ignores the orders
+    lambda G, orders: pcgrad_variant(G, orders) / G.shape[0],  # mean, not sum
+    lambda G, orders: G.sum(0),
+], ids=["projected g_j", "conflict with original g_i", "subtract original g_i", "always project", "own order",
+        "mean", "plain sum"])
+def test_pcgrad_checker_rejects_plausible_mistakes(wrong):
+    assert not check_pcgrad(wrong)
+
+
+def test_hints_do_not_give_the_closed_forms_away(capsys):
+    check_mgda_two_task_weight(lambda g1, g2: 0.5)
+    check_nash_two_tasks(lambda g1, g2: torch.stack([1 / g1.norm(), 1 / g2.norm()]))
+    check_pcgrad_two_tasks(lambda g1, g2: g1 + g2)
+    out = capsys.readouterr().out
+    assert "✘" in out and "√" not in out and "‖g1 − g2‖²" not in out and "‖g2‖²" not in out
+    assert "α_i (Mα)_i = 1" in out  # the Nash hint shows the learner's residual in the defining equation

@@ -5,35 +5,47 @@
   :func:`mtl_helpers.conflict.within_and_between_cosines`);
 * :func:`gradient_arms` — equal weights and five gradient-level methods as protocol arms, every
   method picked by its registry name (:data:`mtl_helpers.conflict.GRADIENT_METHODS`);
-* :func:`fixed_lr_budget` — the dataset's budget cut down to one learning rate and a few
-  epochs, for a comparison that fits the notebook's time budget (the search it got is printed
-  beside every result);
-* :func:`cost_table` — each arm's deterministic cost per step (trunk backward passes, FLOPs,
-  :func:`mtl_helpers.costs.step_cost`) beside its measured time (shown, never asserted);
+  :func:`static_weight_arm` — the simplest fix, a static weighting whose setting λ is the
+  right task's share (λ = ½ is equal weights, bit for bit);
+* :func:`training_subset` — the same data and budget on fewer training rows (the notebook's
+  comparison, stated in its text); :func:`reusing_runner` — a runner that does not train twice
+  what is the same run under two names (the static arm at λ = ½ *is* the equal-weights arm);
+* :func:`comparison_arms`, :func:`grid_comparison` — the notebook's seven arms through the
+  protocol; run as ``python -m mtl_helpers.experiments.nb05`` (about 3 CPU-minutes) it checks
+  the notebook's reduced comparison: the budget's whole lr grid on the notebook's 1 500 pairs,
+  then the full budget (every training pair, 6 epochs, three learning rates, 5 seeds);
+* :func:`summary`, :func:`static_validation` — the comparison's table with the mean over tasks
+  and its paired differences; the static arm's validation score per λ;
 * :func:`mean_over_tasks`, :func:`mean_task_difference` — the mean over tasks of the metric,
   per seed, and its paired difference between two arms.
+
+The cost per step is :func:`mtl_helpers.costs.step_cost_table`, as in every notebook.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
 from ..conflict import make_direction, per_task_gradients
-from ..costs import step_cost
 from ..data import MultiTaskDataset, Split
-from ..metrics import PairedDifference, paired_difference
+from ..metrics import PairedDifference, format_mean_std, paired_difference
 from ..models import standard_network
-from ..protocol import Arm, Comparison
+from ..protocol import Arm, Comparison, Run, Runner, compare, sequential_runner
 from ..tasks import Task
-from ..train import resolve_methods, task_losses, train_step
-from ..utils import seed_everything, time_interleaved
+from ..train import task_losses
+from ..weighting import StaticWeighting
 
 EQUAL = "equal weights"
+STATIC = "static λ (tuned)"
+LAMBDAS = (0.3, 0.4, 0.5, 0.6, 0.7)
+SEEDS = (0, 1, 2, 3, 4)
+N_TRAIN = 1500  # the notebook's training subset
 
 
 def gradients_on_batches(model: nn.Module, split: Split, tasks: Sequence[Task], batch_size: int = 128,
@@ -80,56 +92,78 @@ def gradient_arms(dataset: MultiTaskDataset, c: float = 0.4) -> list[Arm]:
             Arm("Nash-MTL", build, options=method("nash"))]
 
 
-def fixed_lr_budget(dataset: MultiTaskDataset, lr: float, epochs: int) -> MultiTaskDataset:
-    """The same data with its budget cut to one learning rate and ``epochs`` epochs: every arm
-    of :func:`mtl_helpers.protocol.compare` then gets that one lr and keeps its best of
-    ``epochs`` epochs on validation (the table's "search" column says so)."""
-    if not lr > 0 or epochs < 1:
-        raise ValueError(f"lr must be > 0 and epochs >= 1, got lr={lr}, epochs={epochs}.")
-    return dataset.with_budget(dataclasses.replace(dataset.require_budget(), lrs=(lr,), epochs=epochs))
+def static_weights(lam: float) -> StaticWeighting:
+    """The two-task static weighting with the right task's share λ: weights (2(1 − λ), 2λ), so
+    λ = ½ is the plain sum L_left + L_right (weights exactly 1: the same floats as no weighting)."""
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"λ is the right task's share of the weight, in [0, 1]; got {lam}.")
+    return StaticWeighting([2.0 * (1.0 - lam), 2.0 * lam])
 
 
-def _timed_step(model: nn.Module, batch: Split, tasks: Sequence[Task], options: dict) -> Callable[[], object]:
-    """A no-argument function that runs one real training step (``train_step``) of ``model``."""
-    options = dict(options)
-    weighting, method = resolve_methods(model, tasks, options.pop("weighting", None),
-                                        options.pop("gradient_method", None))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    return lambda: train_step(model, batch, tasks, optimizer, weighting=weighting, gradient_method=method, **options)
+def static_weight_arm(dataset: MultiTaskDataset, lambdas: Sequence[float] = LAMBDAS, name: str = STATIC) -> Arm:
+    """The standard network trained on 2(1 − λ) L_1 + 2λ L_2, λ searched on validation with the
+    learning rate (the arm's own knob, as c is CAGrad's). Needs a two-task dataset."""
+    if len(dataset.tasks) != 2:
+        raise ValueError(f"A static λ weights two tasks; the dataset has {dataset.task_names}.")
+    for lam in lambdas:
+        static_weights(lam)  # a clear error for a λ outside [0, 1]
+    return Arm(name, lambda _: standard_network(dataset), settings=tuple(lambdas),
+               options=lambda model, lam: {"weighting": static_weights(lam)})
 
 
-def cost_table(arms: Sequence[Arm], dataset: MultiTaskDataset, reference: str = EQUAL, repeats: int = 5,
-               device: torch.device | str | None = None) -> pd.DataFrame:
-    """Per arm, the cost of one training step on one batch of the budget's size.
+def training_subset(dataset: MultiTaskDataset, n_train: int, seed: int = 0) -> MultiTaskDataset:
+    """The same validation and test splits and the same budget, trained on ``n_train`` random
+    training rows: the budget's epochs then run over fewer rows (fewer steps), which is what
+    makes a many-arm, many-seed comparison affordable. Say so beside its result."""
+    return dataclasses.replace(dataset, train=dataset.train.take(n_train, seed=seed),
+                               info={**dataset.info, "training subset": n_train})
 
-    Deterministic columns (:func:`mtl_helpers.costs.step_cost`): backward passes through the
-    trunk and MFLOPs per step, and the FLOPs relative to ``reference``. Measured column: the
-    median ms per step of :func:`~mtl_helpers.utils.time_interleaved` (the arms timed in turn,
-    so background load hits them alike) — shown, never asserted.
+
+def reusing_runner(aliases: Mapping[tuple[str, Any], str], runner: Runner = sequential_runner) -> Runner:
+    """A protocol runner that does not train the same run twice under two names.
+
+    ``aliases[(arm, setting)] = other`` declares that ``arm`` at ``setting`` trains exactly as
+    the arm ``other`` (same model, same loss, same seeds): e.g. ``{(STATIC, 0.5): EQUAL}``,
+    since the static weighting at λ = ½ is the plain sum. Once ``other`` has run at a learning
+    rate and seed on a dataset, the request for ``arm`` at ``setting`` gets that run back
+    (renamed); anything else is trained by ``runner``. Give ``other`` first in ``compare``.
     """
-    names = [a.name for a in arms]
-    if reference not in names:
-        raise ValueError(f"The reference arm {reference!r} is not among the arms {names}.")
-    budget = dataset.require_budget()
-    tasks_of = {a.name: a.task_list(dataset) for a in arms}
-    batch = dataset.train.subset(torch.arange(min(budget.batch_size, len(dataset.train))))
-    batch = batch.to(device) if device is not None else batch
-    costs, steps = {}, {}
-    for arm in arms:
-        setting = arm.settings[0]
-        seed_everything(0)
-        model = arm.build(setting)
-        model = model.to(device) if device is not None else model
-        options = arm.fit_options(model, setting)
-        costs[arm.name] = step_cost(model, batch, tasks_of[arm.name], **options)
-        steps[arm.name] = _timed_step(model, batch, tasks_of[arm.name], options)
-    seconds = time_interleaved(steps, repeats=repeats, warmup=1, device=device)
-    flops_ref = costs[reference].flops
-    return pd.DataFrame({name: {"trunk backward passes": cost.trunk_backward_passes,
-                                "MFLOPs / step": round(cost.flops / 1e6, 1),
-                                f"FLOPs × {reference}": round(cost.flops / flops_ref, 2),
-                                "measured ms / step": round(seconds[name] * 1e3, 1)}
-                         for name, cost in costs.items()}).T
+    sources = set(aliases.values())
+    done: dict[tuple[int, str, float, int], Run] = {}
+
+    def run_all(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: Sequence[Any], seeds: Sequence[int],
+                device: torch.device | str | None = None) -> list[Run]:
+        out = []
+        for setting in settings:
+            source = aliases.get((arm.name, setting))
+            for seed in seeds:
+                key = (id(dataset), source, lr, seed)
+                if source is not None and key in done:
+                    out.append(dataclasses.replace(done[key], arm=arm.name, setting=setting))
+                    continue
+                result = runner(arm, dataset, lr, [setting], [seed], device=device)[0]
+                if arm.name in sources:
+                    done[(id(dataset), arm.name, lr, seed)] = result
+                out.append(result)
+        return out
+
+    return run_all
+
+
+def comparison_arms(dataset: MultiTaskDataset, c: float = 0.4, lambdas: Sequence[float] = LAMBDAS) -> list[Arm]:
+    """The notebook's seven arms: equal weights, the tuned static λ, then the five gradient methods."""
+    equal, *methods = gradient_arms(dataset, c)
+    return [equal, static_weight_arm(dataset, lambdas), *methods]
+
+
+def grid_comparison(dataset: MultiTaskDataset, seeds: Sequence[int] = SEEDS, c: float = 0.4,
+                    lambdas: Sequence[float] = LAMBDAS, lrs: Sequence[float] | None = None,
+                    device: torch.device | str | None = None) -> Comparison:
+    """The seven arms of :func:`comparison_arms` through the protocol: the learning rates ``lrs``
+    (default: the budget's whole grid) × λ for the static arm, tuned on the first seed, then
+    every seed at the choice; the static arm's λ = ½ reuses the equal-weights runs."""
+    return compare(comparison_arms(dataset, c, lambdas), dataset, seeds=seeds, lrs=lrs,
+                   runner=reusing_runner({(STATIC, 0.5): EQUAL}), device=device)
 
 
 def mean_over_tasks(comparison: Comparison, arm: str, split: str = "test") -> list[float]:
@@ -143,3 +177,39 @@ def mean_over_tasks(comparison: Comparison, arm: str, split: str = "test") -> li
 def mean_task_difference(comparison: Comparison, a: str, b: str, split: str = "test") -> PairedDifference:
     """Paired difference a − b over the seeds of :func:`mean_over_tasks`."""
     return paired_difference(mean_over_tasks(comparison, a, split), mean_over_tasks(comparison, b, split))
+
+
+def summary(comparison: Comparison, reference: str = EQUAL) -> pd.DataFrame:
+    """The comparison's table with a "mean of tasks" column, and every arm's paired difference
+    to ``reference`` on that mean."""
+    table = comparison.table(digits=3)
+    table.insert(len(comparison.runs[reference][0].test), "mean of tasks",
+                 [format_mean_std(mean_over_tasks(comparison, a), 3) for a in comparison.runs])
+    table["Δ mean vs " + reference] = ["" if a == reference else str(mean_task_difference(comparison, a, reference))
+                                       for a in comparison.runs]
+    return table
+
+
+def static_validation(comparison: Comparison, arm: str = STATIC) -> pd.DataFrame:
+    """The tuning runs of the static arm: mean validation metric over tasks, one row per learning
+    rate, one column per λ (on the tuning seeds)."""
+    runs = comparison.tuned[arm].runs
+    return pd.DataFrame({lam: {lr: sum(sum(r.val.values()) / len(r.val) for r in rs) / len(rs)
+                               for (lr, v), rs in runs.items() if v == lam}
+                         for lam in dict.fromkeys(v for _, v in runs)}).rename_axis("lr \\ λ")
+
+
+if __name__ == "__main__":  # python -m mtl_helpers.experiments.nb05: the checks of the notebook's comparison
+    import time
+
+    from ..course import load_course_dataset
+
+    torch.set_num_threads(1)
+    full = load_course_dataset("multimnist")
+    for title, data in ((f"{N_TRAIN} training pairs, the budget's whole lr grid", training_subset(full, N_TRAIN)),
+                        ("the full budget: every training pair, the whole lr grid", full)):
+        start = time.process_time()
+        result = grid_comparison(data)
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(f"== {title}\n{summary(result)}\n{result.differences(EQUAL)}\n{static_validation(result)}")
+        print(f"CPU time {time.process_time() - start:.0f} s", flush=True)
