@@ -13,6 +13,8 @@ module             what                                                   notebo
 ``soft``           ``SoftSharing`` + ``coupling_penalty`` (L2 coupling)       03
 ``cross_stitch``   ``CrossStitch``                                            03
 ``low_rank``       ``LowRankSharing`` (W_t = B·V_t)                           03
+``moe``            ``SharedBottom``, ``OMoE``, ``MMoE`` (gated experts)       06
+``esmm``           ``ESMM``: pCTCVR = pCTR · pCVR (a serial cascade)          06
 =================  =====================================================  ==================
 """
 
@@ -22,6 +24,7 @@ from typing import Protocol, runtime_checkable
 from torch import Tensor, nn
 
 from .cross_stitch import CrossStitch, cross_stitch_init, cross_stitch_mix, make_cross_stitch, trunk_blocks
+from .esmm import ESMM, ConversionNet, esmm_loss, product_logit
 from .hard import (
     HardSharing,
     export_task_model,
@@ -33,6 +36,7 @@ from .hard import (
     standard_network,
 )
 from .low_rank import LowRankSharing, make_low_rank
+from .moe import MixtureOfExperts, MMoE, OMoE, gate_mixture, matched_bottom_width, moe_parameter_count, shared_bottom
 from .soft import SoftSharing, coupling_penalty, l2_coupling, make_soft_sharing, tower_distance, weight_decay_penalty
 from .trunks import ConvTrunk, make_head, mlp, standard_trunk
 
@@ -60,4 +64,6 @@ __all__ = ["SharedTrunk", "CrossStitch", "cross_stitch_init", "cross_stitch_mix"
            "trunk_blocks", "HardSharing", "export_task_model", "layer_groups", "load_task_model", "parameter_counts",
            "save_task_models", "split_model", "standard_network", "LowRankSharing", "make_low_rank", "SoftSharing",
            "coupling_penalty", "l2_coupling", "make_soft_sharing", "tower_distance", "weight_decay_penalty",
-           "ConvTrunk", "make_head", "mlp", "standard_trunk"]
+           "ConvTrunk", "make_head", "mlp", "standard_trunk", "ESMM", "ConversionNet", "esmm_loss", "product_logit",
+           "MMoE", "MixtureOfExperts", "OMoE", "gate_mixture", "matched_bottom_width", "moe_parameter_count",
+           "shared_bottom"]
