@@ -1,6 +1,7 @@
 """Checkers for notebook 04 (task weighting). The reference answers come from the package:
 :class:`~mtl_helpers.weighting.UncertaintyWeighting`, :class:`~mtl_helpers.weighting.DWA`,
-:class:`~mtl_helpers.weighting.GradNorm` and :func:`~mtl_helpers.metrics.pareto_front`."""
+:class:`~mtl_helpers.weighting.GradNorm` and :func:`~mtl_helpers.metrics.pareto_front`; the DWA range
+of exercise 5 is read off the package's DWA at the two extreme ratio patterns."""
 
 from __future__ import annotations
 
@@ -21,6 +22,22 @@ def _close(got: float, want: float) -> bool:
 
 def _rounded(t: Tensor) -> list[float]:
     return [round(v, 4) for v in t.tolist()]
+
+
+def where_they_differ(got: Tensor, want: Tensor, atol: float = 1e-4) -> str:
+    """Where a wrong vector differs from the expected one, with just enough decimals to *see* the
+    difference (never two identical-looking numbers): e.g. "task 1: expected 1.02072, got 1.0207"."""
+    if got.shape != want.shape:
+        return f"expected {want.numel()} weights, got shape {tuple(got.shape)}"
+    bad = (~torch.isclose(got, want, rtol=0.0, atol=atol)).nonzero().flatten().tolist()
+    if not bad:
+        return "the values agree"
+    parts = []
+    for k in bad[:3]:
+        g, w = got[k].item(), want[k].item()
+        digits = next((d for d in range(4, 9) if round(g, d) != round(w, d)), 9)
+        parts.append(f"task {k}: expected {w:.{digits}f}, got {g:.{digits}f}")
+    return "; ".join(parts) + (f" (and {len(bad) - 3} more)" if len(bad) > 3 else "")
 
 
 # --------------------------------------------------------------------------- exercise 1: the UW loss
@@ -76,7 +93,8 @@ def check_dwa_weights(fn: Callable[[Sequence[Tensor], float], Tensor]) -> bool:
     cases = [([torch.tensor([1.0, 2.0])], 2.0),
              ([torch.tensor([1.0, 2.0]), torch.tensor([0.5, 1.9])], 2.0),
              ([torch.tensor([3.0, 1.0, 9.0]), torch.tensor([2.0, 0.9, 3.0]), torch.tensor([1.0, 0.8, 2.9])], 2.0),
-             ([torch.tensor([1.0, 100.0]), torch.tensor([0.5, 95.0])], 0.5)]
+             ([torch.tensor([1.0, 100.0]), torch.tensor([0.5, 95.0])], 0.5),
+             ([torch.tensor([0.8, 0.9]), torch.tensor([0.79, 0.9]), torch.tensor([0.7, 0.9])], 2.0)]
 
     def answer(history: Sequence[Tensor], temperature: float) -> Tensor:
         return torch.as_tensor(fn([h.clone() for h in history], temperature), dtype=torch.float32).reshape(-1)
@@ -85,10 +103,9 @@ def check_dwa_weights(fn: Callable[[Sequence[Tensor], float], Tensor]) -> bool:
                        lambda got, want: got.shape == want.shape and torch.allclose(got, want, atol=1e-4),
                        "right: λ = K·softmax(w/T) with w_k = L̄_k(t−1)/L̄_k(t−2), and λ = 1 until two epochs exist.",
                        lambda case, got, want: (
-                           f"for the losses {[_rounded(h) for h in case[0]]} (temperature {case[1]}) expected "
-                           f"{_rounded(want)}, got {_rounded(got)}: ratio = last / "
-                           "previous epoch, divide by the temperature, softmax, times the number of tasks; all ones "
-                           "before the second epoch ends."))
+                           f"for the epoch losses {[_rounded(h) for h in case[0]]} (temperature {case[1]}), "
+                           f"{where_they_differ(got, want)}: ratio = last / previous epoch, divide by the "
+                           "temperature, softmax, times the number of tasks; all ones before the second epoch ends."))
 
 
 # --------------------------------------------------------------------------- exercise 3: GradNorm's loss
@@ -143,3 +160,50 @@ def check_pareto_mask(fn: Callable[[np.ndarray], np.ndarray]) -> bool:
                            f"on {case[0].tolist()} expected {want.tolist()}, got {got.tolist()}: b is dominated if "
                            "some a is >= on every metric and > on at least one (identical points do not dominate "
                            "each other)."))
+
+
+# --------------------------------------------------------------------------- exercise 5: DWA's range, from scratch
+def reference_dwa_weight_range(a: float, b: float, n_tasks: int, temperature: float) -> tuple[float, float]:
+    """The package's DWA at the two extreme ratio patterns: task 0's weight when its ratio is a and
+    every other is b (the smallest it can get), and when its ratio is b and every other is a."""
+    extremes = []
+    for mine, others in ((a, b), (b, a)):
+        dwa = DWA(n_tasks, temperature)
+        dwa.epoch_end(torch.ones(n_tasks))
+        dwa.epoch_end(torch.tensor([mine] + [others] * (n_tasks - 1)))
+        extremes.append(dwa.weights[0].item())
+    return extremes[0], extremes[1]
+
+
+def _pair(value: object) -> tuple[float, float]:
+    low, high = value  # a (low, high) pair, or this raises
+    return float(low), float(high)
+
+
+def _visible(got: float, want: float) -> tuple[str, str]:
+    """Both numbers with just enough decimals (at least 4) to show that they differ."""
+    digits = next((d for d in range(4, 9) if round(got, d) != round(want, d)), 9)
+    return f"{got:.{digits}f}", f"{want:.{digits}f}"
+
+
+def check_dwa_weight_range(fn: Callable[[float, float, int, float], tuple[float, float]]) -> bool:
+    """``fn(a, b, n_tasks, temperature)`` → (smallest, largest) DWA weight of one task when every
+    loss ratio lies in [a, b]."""
+    cases = [(0.8, 1.0, 2, 2.0), (0.5, 1.5, 2, 2.0), (0.9, 1.1, 3, 2.0), (0.3, 1.2, 5, 1.0), (0.7, 0.7, 4, 2.0)]
+
+    def same(got: object, want: tuple[float, float]) -> bool:
+        return all(_close(g, w) for g, w in zip(_pair(got), want))
+
+    def hint(case: tuple, got: object, want: tuple[float, float]) -> str:
+        a, b, k, t = case
+        try:
+            shown = [_visible(g, w) for g, w in zip(_pair(got), want)]
+            result = f"expected ({shown[0][1]}, {shown[1][1]}), got ({shown[0][0]}, {shown[1][0]})"
+        except (TypeError, ValueError):
+            result = f"expected a pair (low, high), got {got!r}"
+        return (f"for ratios in [{a}, {b}], K = {k} tasks, T = {t}: {result}. A weight is smallest when its own "
+                "ratio is a and the K − 1 others are b: K·e^{a/T} / (e^{a/T} + (K−1)·e^{b/T}).")
+
+    return check_cases(fn, cases, reference_dwa_weight_range, same,
+                       "right: λ_k ∈ [K/(1 + (K−1)·e^{(b−a)/T}), K/(1 + (K−1)·e^{−(b−a)/T})]; K = 2 gives "
+                       "section 6's [2/(1+e^{(b−a)/T}), 2/(1+e^{−(b−a)/T})].", hint)
