@@ -4,42 +4,53 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from mtl_helpers.course import reference_baselines
-from mtl_helpers.data import Budget, MultiTaskDataset, Split
+from mtl_helpers.course import reference_baselines, single_task_arm
+from mtl_helpers.data import Budget, MultiTaskDataset, Split, load_adult
 from mtl_helpers.experiments.nb02 import (
     MASK_SEED_OFFSET,
+    auxiliary_head_auc,
     cost_table,
+    depth_comparison,
+    depth_results,
+    depth_sweep,
     draw_architecture,
     draw_depth_panels,
+    draw_low_data,
     draw_split_depth,
-    label_fraction_sweep,
+    linear_arm,
+    load_adult_married,
     low_data_arms,
+    low_data_comparison,
     mtl_arm,
     outcome,
     softmax_ce_floor,
-    split_depth_sweep,
     step_and_forward_timers,
     with_stored_baselines,
 )
-from mtl_helpers.models import standard_network
-from mtl_helpers.protocol import Comparison, Run
+from mtl_helpers.models import HardSharing, split_model, standard_network
+from mtl_helpers.protocol import Arm, Comparison, Run, run
 from mtl_helpers.tasks import Task
 
 BUDGET = Budget(epochs=1, batch_size=16, lrs=(1e-2,), trunk_width=8, head_hidden=4)
 
 
-def tiny_adult(n: int = 48) -> MultiTaskDataset:
-    """A tiny random dataset shaped like Adult (94 features, two binary tasks), named "adult"."""
+def tiny_adult(n: int = 48, aux: str = "never_married") -> MultiTaskDataset:
+    """A tiny random dataset shaped like Adult (94 features, two binary tasks), named "adult";
+    the same rows for every ``aux``: only the auxiliary task's name and labels change."""
     g = torch.Generator().manual_seed(0)
-    tasks = [Task("income", "binary"), Task("never_married", "binary")]
+    tasks = [Task("income", "binary"), Task(aux, "binary")]
+    flip = 0 if aux == "never_married" else 1
 
     def make() -> Split:
-        return Split(torch.randn(n, 94, generator=g), {t.name: (torch.arange(n) % 2).float() for t in tasks})
+        x = torch.randn(n, 94, generator=g)
+        return Split(x, {"income": (torch.arange(n) % 2).float(), aux: ((torch.arange(n) // 2 + flip) % 2).float()})
     return MultiTaskDataset("adult", tasks, make(), make(), make(), budget=BUDGET)
 
 
 AD = tiny_adult()
+AM = tiny_adult(aux="married")
 
 
 def test_low_data_arms_draw_the_same_rows_apart_from_the_training_seed():
@@ -51,29 +62,100 @@ def test_low_data_arms_draw_the_same_rows_apart_from_the_training_seed():
     assert len(rows) == 12 and list(rows.y) == ["income"] and stl.tasks == ["income"]
     assert torch.equal(rows.x, AD.train.x[want.masks["income"]])
     assert list(mtl.build(None).heads) == ["income", "never_married"] and mtl.tasks is None
+    assert mtl.score({"income": 0.7, "never_married": 0.1}) == 0.7  # selected on the starved task alone
+    assert low_data_arms(AD, "income", 0.5, mtl_name="MTL + x")[1].name == "MTL + x"
     with pytest.raises(ValueError, match="Unknown task"):
         low_data_arms(AD, "age", 0.5)
     with pytest.raises(ValueError, match="fraction"):
         low_data_arms(AD, "income", 0.0)
 
 
-def test_label_fraction_sweep_gives_the_single_task_arm_the_full_data_steps():
-    curves = label_fraction_sweep(AD, "income", [0.25, 1.0], [0, 1], stl_lr=1e-2, mtl_lr=1e-2)
-    assert set(curves) == {"STL", "MTL"} and set(curves["STL"]) == {0.25, 1.0}
-    assert all(len(runs) == 2 for runs in curves["MTL"].values())
-    stl, mtl = curves["STL"][0.25][0], curves["MTL"][0.25][0]
-    assert set(stl.test) == {"income"} and set(mtl.test) == {"income", "never_married"}
-    assert (stl.max_epochs, mtl.max_epochs) == (3, 1)  # 12 rows: 1 step per epoch; 48 rows: 3 steps
-    with pytest.raises(ValueError, match="at least one fraction"):
-        label_fraction_sweep(AD, "income", [], [0], 1e-2, 1e-2)
+def test_low_data_runs_give_the_single_task_arm_the_full_data_steps():
+    stl, mtl = low_data_arms(AD, "income", 0.25)
+    one, joint = run(stl, AD, lr=1e-2, seed=0), run(mtl, AD, lr=1e-2, seed=0)
+    assert set(one.test) == {"income"} and set(joint.test) == {"income", "never_married"}
+    assert (one.max_epochs, joint.max_epochs) == (3, 1)  # 12 rows: 1 step per epoch; 48 rows: 3 steps
 
 
-def test_split_depth_sweep_structure():
-    sweep = split_depth_sweep(AD, [0, 3], [0, 1], lr=1e-2)
-    assert set(sweep) == {0, 3} and len(sweep[0]["test"]["income"]) == 2
-    assert sweep[0]["params"] > sweep[3]["params"]
+def test_linear_arm_is_a_linear_model_on_the_given_rows():
+    stl, _ = low_data_arms(AD, "income", 0.25)
+    arm = linear_arm(AD, "income", train=stl.train)
+    model = arm.build(None)
+    assert isinstance(model, HardSharing) and not any(p.requires_grad for p in model.trunk.parameters())
+    assert [tuple(p.shape) for p in model.parameters()] == [(1, 94), (1,)]
+    assert arm.name == "LogReg income" and arm.tasks == ["income"] and torch.equal(arm.train(2).x, stl.train(2).x)
+    images = MultiTaskDataset("mm", [Task("d", "classification", 3)], *[Split(torch.randn(4, 1, 2, 3),
+                              {"d": torch.zeros(4, dtype=torch.long)})] * 3, budget=BUDGET)
+    model = linear_arm(images, "d").build(None)  # images: multinomial logistic regression on the pixels
+    assert [tuple(p.shape) for p in model.parameters()] == [(3, 6), (3,)]
+    assert model(images.train.x)["d"].shape == (4, 3)
+
+
+def test_adult_married_has_the_rows_and_features_of_adult():
+    adult, married = load_adult(budget=BUDGET), load_adult_married(BUDGET)
+    for part in ("train", "val", "test"):
+        a, m = getattr(adult, part), getattr(married, part)
+        assert torch.equal(a.x, m.x) and torch.equal(a.y["income"], m.y["income"])
+        assert set(m.y) == {"income", "married"}
+        assert not bool((m.y["married"].bool() & a.y["never_married"].bool()).any())  # never married ⇒ not married
+    assert 0.3 < married.train.y["married"].mean().item() < 0.6
+    assert married.task_names == ["income", "married"] and married.budget == BUDGET
+
+
+def test_low_data_comparison_pairs_every_arm_on_the_same_rows():
+    c = low_data_comparison({"never_married": AD, "married": AM}, "income", 0.25, seeds=[0, 1], lrs=[1e-2])
+    assert list(c.runs) == ["STL income", "LogReg income", "MTL + never_married", "MTL + married"]
+    assert c.seeds == [0, 1] and all(len(runs) == 2 for runs in c.runs.values())
+    assert set(c.runs["MTL + married"][0].test) == {"income", "married"}
+    assert "lr 0.01" in c.table().loc["LogReg income", "search"]
+    assert set(c.differences("STL income").index) == {"LogReg income", "MTL + never_married", "MTL + married"}
+    other = tiny_adult(aux="married")
+    other.train = Split(other.train.x + 1, other.train.y)
+    with pytest.raises(ValueError, match="same rows"):
+        low_data_comparison({"never_married": AD, "married": other}, "income", 0.25, seeds=[0], lrs=[1e-2])
+    with pytest.raises(ValueError, match="at least one dataset"):
+        low_data_comparison({}, "income", 0.25, seeds=[0])
+
+
+def test_auxiliary_head_auc_scores_the_auxiliary_logit_oriented_by_the_label_correlation():
+    g = torch.Generator().manual_seed(1)
+    y = (torch.rand(200, generator=g) < 0.5).float()
+    x = torch.stack([y, torch.randn(200, generator=g)], 1)
+    tasks = [Task("income", "binary"), Task("aux", "binary")]
+    for sign in (1.0, -1.0):  # the auxiliary label equals income, or its opposite
+        split = Split(x, {"income": y, "aux": y if sign > 0 else 1 - y})
+        data = MultiTaskDataset("toy", tasks, split, split, split, budget=BUDGET)
+        head = nn.Linear(2, 1)
+        with torch.no_grad():
+            head.weight[:] = torch.tensor([[sign * 5.0, 0.0]])
+            head.bias.zero_()
+        model = HardSharing(nn.Identity(), {"income": nn.Linear(2, 1), "aux": head})
+        runs = [Run("MTL", 0, 1e-2, None, {}, {}, 1, 1, 1, 0.0, model=model)]
+        assert auxiliary_head_auc(runs, data, "aux", "income") == [1.0]
+    with pytest.raises(ValueError, match="kept no model"):
+        auxiliary_head_auc([Run("MTL", 0, 1e-2, None, {}, {}, 1, 1, 1, 0.0)], data, "aux", "income")
+
+
+def test_separate_towers_train_exactly_like_single_task_nets():
+    towers = run(Arm("towers", lambda _: split_model(AD, 0)), AD, lr=1e-2, seed=0, max_epochs=1)
+    alone = run(single_task_arm(AD, "income"), AD, lr=1e-2, seed=0, max_epochs=1)
+    assert towers.test["income"] == pytest.approx(alone.test["income"], abs=1e-6)
+
+
+def test_depth_sweep_runs_every_depth_with_the_same_seeds():
+    tuned = depth_sweep(AD, [0, 3], [0, 1], lrs=[1e-2])
+    assert set(tuned.runs) == {(1e-2, 0), (1e-2, 3)} and tuned.setting in (0, 3)
+    assert all(sorted(r.seed for r in runs) == [0, 1] for runs in tuned.runs.values())
+    comparison = depth_comparison(tuned)
+    assert list(comparison.runs) == ["k=0", "k=3"] and comparison.seeds == [0, 1]
+    assert "lr 0.01 × 2 settings" in comparison.table().loc["k=3", "search"]
+    results = depth_results(comparison, AD)
+    assert set(results) == {0, 3} and len(results[0]["test"]["income"]) == 2 and "val" in results[3]
+    assert results[0]["params"] > results[3]["params"]
+    with pytest.raises(ValueError, match="no runs at lr"):
+        depth_comparison(tuned, lr=0.5)
     with pytest.raises(ValueError, match="at least one depth"):
-        split_depth_sweep(AD, [], [0], 1e-2)
+        depth_sweep(AD, [], [0])
 
 
 def fake_runs(arm: str, values: list[float]) -> list[Run]:
@@ -148,4 +230,14 @@ def test_figures_draw_and_reject_bad_depths():
     assert len(fig.axes) == 2 and fig.axes[1].get_title() == "two shared"
     with pytest.raises(ValueError, match="at least one depth"):
         draw_depth_panels([], 3, ["a"])
+    plt.close("all")
+
+
+def test_draw_low_data_draws_one_column_per_arm():
+    c = Comparison([0, 1, 2], {"STL": fake_runs("STL", [0.8, 0.81, 0.82]), "MTL": fake_runs("MTL", [0.83, 0.8, 0.84])})
+    ax = draw_low_data(c, "income", {"STL, all labels": 0.87})
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["STL", "MTL"]
+    assert ax.get_legend() is not None
+    with pytest.raises(ValueError, match="No arm"):
+        draw_low_data(c, "age")
     plt.close("all")

@@ -1,19 +1,24 @@
 """Notebook 02 (hard parameter sharing): its studies, built on the fair-comparison protocol.
 
 Every model here is trained by :func:`mtl_helpers.protocol.run` (one run: the dataset's budget,
-best epoch on validation) or :func:`~mtl_helpers.protocol.compare`; this module only says
-*which* arms and *which* runs:
+best epoch on validation), :func:`~mtl_helpers.protocol.tune` or
+:func:`~mtl_helpers.protocol.compare`; this module only says *which* arms and *which* runs:
 
-* :func:`mtl_arm`, :func:`low_data_arms` — the arms: hard sharing on every task, and the
-  single-task / multi-task pair when one task keeps only a fraction of its labels;
+* :func:`mtl_arm`, :func:`low_data_arms`, :func:`linear_arm` — the arms: hard sharing on every
+  task, the single-task / multi-task pair when one task keeps only a fraction of its labels,
+  and a logistic-regression reference on the same labelled rows;
+* :func:`load_adult_married` — Adult with a more related auxiliary task (married, instead of
+  never married), same rows and features;
 * :func:`with_stored_baselines` — section 2's table: notebook 01's stored single-task runs
   beside the multi-task runs, as one :class:`~mtl_helpers.protocol.Comparison`;
 * :func:`cost_table`, :func:`step_and_forward_timers` — what sharing costs: deterministic
-  counts (parameters, FLOPs) to claim, and closures for :func:`~mtl_helpers.utils.time_interleaved`
-  to show;
-* :func:`label_fraction_sweep`, :func:`split_depth_sweep` — sections 3 and 4;
-* :func:`draw_architecture`, :func:`draw_depth_panels`, :func:`draw_split_depth` — the diagram,
-  its static panels and the widget's figure;
+  counts (parameters, FLOPs) and closures for :func:`~mtl_helpers.utils.time_interleaved` to show;
+* :func:`low_data_comparison`, :func:`auxiliary_head_auc` — section 3: every arm tuned alike
+  at one label fraction, and how much of the starved task the auxiliary head already ranks;
+* :func:`depth_sweep`, :func:`depth_comparison`, :func:`depth_results` — section 4: the split
+  depth as an arm's setting, chosen on validation, every depth with the same seeds;
+* :func:`draw_architecture`, :func:`draw_depth_panels`, :func:`draw_split_depth`,
+  :func:`draw_low_data` — the figures (diagram, static panels, the widget's figure);
 * :func:`outcome`, :func:`softmax_ce_floor` — section 6 (head/loss mismatches).
 """
 
@@ -26,16 +31,19 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.patches import FancyBboxPatch
 from torch import Tensor, nn
 
 from ..costs import inference_flops, step_cost
-from ..course import reference_baselines
-from ..data import MultiTaskDataset, Split
+from ..course import BUDGETS, reference_baselines
+from ..data import Budget, MultiTaskDataset, Split, adult_features, adult_labels, split_adult_frames
+from ..metrics import auc
 from ..models import HardSharing, split_model, standard_network
-from ..protocol import Arm, Comparison, Run, Tuned, run
-from ..train import train_step
+from ..protocol import Arm, Comparison, Run, Runner, Tuned, compare, tune
+from ..tasks import Task
+from ..train import predict, train_step
 from ..utils import count_parameters
 
 MASK_SEED_OFFSET = 1000  # label masks use seed + 1000: a stream apart from the training seed
@@ -48,13 +56,15 @@ def mtl_arm(dataset: MultiTaskDataset, name: str = "MTL", train: Callable[[int],
     return Arm(name, lambda _: standard_network(dataset), train=train)
 
 
-def low_data_arms(dataset: MultiTaskDataset, task: str, fraction: float) -> tuple[Arm, Arm]:
+def low_data_arms(dataset: MultiTaskDataset, task: str, fraction: float,
+                  mtl_name: str = "MTL") -> tuple[Arm, Arm]:
     """The single-task and the hard-sharing arm when ``task`` keeps only ``fraction`` of its labels.
 
     For seed s both draw the same labelled rows, ``with_label_fraction(task, f, seed=s + 1000)``
     (not the training seed s). The single-task arm learns from those rows only, and the protocol
     gives it as many optimisation steps as a full-data run (:meth:`Budget.max_epochs`); the
-    multi-task arm sees every input, the other tasks fully labelled.
+    multi-task arm sees every input, the other tasks fully labelled. Both are selected on
+    ``task``'s validation metric alone: the question is how well each predicts ``task``.
     """
     dataset.task(task)  # a clear error for an unknown task
     if not 0.0 < fraction <= 1.0:
@@ -63,9 +73,42 @@ def low_data_arms(dataset: MultiTaskDataset, task: str, fraction: float) -> tupl
     def masked(seed: int) -> Split:
         return dataset.train.with_label_fraction(task, fraction, seed=seed + MASK_SEED_OFFSET)
 
+    def on_task(metrics: dict[str, float]) -> float:
+        return metrics[task]
+
     stl = Arm(f"STL {task}", lambda _: standard_network(dataset, [task]), tasks=[task],
               train=lambda seed: masked(seed).labelled(task))
-    return stl, mtl_arm(dataset, train=masked)
+    mtl = Arm(mtl_name, lambda _: standard_network(dataset), train=masked, score=on_task)
+    return stl, mtl
+
+
+def linear_arm(dataset: MultiTaskDataset, task: str, train: Callable[[int], Split] | None = None,
+               name: str | None = None) -> Arm:
+    """Logistic (or linear) regression on the raw inputs as an arm: ``HardSharing`` with a
+    flattening trunk and one linear head, trained by the same protocol (Adam, the budget's steps,
+    best epoch on validation) on ``train`` (e.g. the single-task arm's labelled rows)."""
+    spec = dataset.task(task)
+    d = math.prod(dataset.train.x.shape[1:])
+    return Arm(name or f"LogReg {task}", lambda _: HardSharing(nn.Flatten(), {task: nn.Linear(d, spec.n_outputs)}),
+               tasks=[task], train=train)
+
+
+def load_adult_married(budget: Budget | None = None) -> MultiTaskDataset:
+    """UCI Adult with income > 50K and **married** (``marital_status == "Married-civ-spouse"``):
+    the same rows, splits and features as :func:`~mtl_helpers.data.load_adult` (marital status
+    and relationship stay out of the features: they would give the label away), only the
+    auxiliary task differs. Budget: Adult's (``course.BUDGETS["adult"]``) unless given."""
+    train_df, val_df, test_df = split_adult_frames()
+    x_train, x_val, names = adult_features(train_df, val_df)
+    _, x_test, _ = adult_features(train_df, test_df)
+
+    def split(x: np.ndarray, df) -> Split:
+        married = torch.tensor((df["marital_status"] == "Married-civ-spouse").to_numpy(), dtype=torch.float32)
+        return Split(torch.from_numpy(x), {"income": adult_labels(df)["income"], "married": married})
+
+    tasks = [Task("income", "binary"), Task("married", "binary")]
+    return MultiTaskDataset("adult", tasks, split(x_train, train_df), split(x_val, val_df), split(x_test, test_df),
+                            budget or BUDGETS["adult"], info={"feature_names": names})
 
 
 # --------------------------------------------------------------------------- section 2
@@ -150,41 +193,119 @@ def step_and_forward_timers(entries: Mapping[str, HardSharing | Sequence[HardSha
     return steps, forwards
 
 
-# --------------------------------------------------------------------------- sections 3 and 4
+# --------------------------------------------------------------------------- section 3
 
 
-def label_fraction_sweep(dataset: MultiTaskDataset, task: str, fractions: Sequence[float], seeds: Sequence[int],
-                         stl_lr: float, mtl_lr: float,
-                         device: torch.device | str | None = None) -> dict[str, dict[float, list[Run]]]:
-    """Single-task vs hard sharing when ``task`` keeps a fraction of its labels (:func:`low_data_arms`).
+def low_data_comparison(datasets: Mapping[str, MultiTaskDataset], task: str, fraction: float,
+                        seeds: Sequence[int], tune_seeds: Sequence[int] | None = None,
+                        runner: Runner | None = None, device: torch.device | str | None = None,
+                        lrs: Sequence[float] | None = None) -> Comparison:
+    """Every arm at one label fraction of ``task``, each tuned alike (:func:`~mtl_helpers.protocol.compare`).
 
-    Each arm runs at one given learning rate (the one its full-data version chose on
-    validation), once per seed, with the protocol's training length. Returns
-    ``{"STL": {f: [Run per seed]}, "MTL": {...}}``; ``run.test[task]`` is the metric.
+    ``datasets`` maps an auxiliary task's name to a dataset holding ``task`` and that auxiliary
+    task, all with the same rows of ``task`` (checked). The single-task arm ``"STL <task>"`` and
+    the logistic regression ``"LogReg <task>"`` learn from the labelled rows of the first
+    dataset; each dataset adds a hard-sharing arm ``"MTL + <aux>"``. For seed s every arm sees
+    the same labelled rows, so the differences are paired.
     """
-    if not fractions or not seeds:
-        raise ValueError("label_fraction_sweep needs at least one fraction and one seed.")
-    curves: dict[str, dict[float, list[Run]]] = {"STL": {}, "MTL": {}}
-    for f in fractions:
-        stl, mtl = low_data_arms(dataset, task, f)
-        curves["STL"][f] = [run(stl, dataset, lr=stl_lr, seed=s, device=device) for s in seeds]
-        curves["MTL"][f] = [run(mtl, dataset, lr=mtl_lr, seed=s, device=device) for s in seeds]
-    return curves
+    if not datasets:
+        raise ValueError("low_data_comparison needs at least one dataset (auxiliary name → dataset).")
+    first = next(iter(datasets.values()))
+    for aux, data in datasets.items():
+        data.task(aux)  # a clear error for an unknown auxiliary task
+        same = all(torch.equal(getattr(data, s).x, getattr(first, s).x) and
+                   torch.equal(getattr(data, s).y[task], getattr(first, s).y[task]) for s in ("train", "val", "test"))
+        if not same:
+            raise ValueError(f"The dataset of {aux!r} does not hold the same rows of {task!r} as the first one: "
+                             "the arms would not be paired.")
+    stl, _ = low_data_arms(first, task, fraction)
+    options = {"tune_seeds": tune_seeds, "runner": runner, "device": device, "lrs": lrs}
+    result = compare([stl, linear_arm(first, task, train=stl.train)], first, seeds, **options)
+    for aux, data in datasets.items():
+        part = compare([low_data_arms(data, task, fraction, mtl_name=f"MTL + {aux}")[1]], data, seeds, **options)
+        result.runs |= part.runs
+        result.tuned |= part.tuned
+    return result
 
 
-def split_depth_sweep(dataset: MultiTaskDataset, depths: Sequence[int], seeds: Sequence[int], lr: float,
-                      device: torch.device | str | None = None) -> dict[int, dict]:
-    """:func:`~mtl_helpers.models.split_model` for every depth k and seed, one protocol run each
-    at learning rate ``lr``. Returns ``{k: {"test": {task: [per-seed metric]}, "params": int}}``."""
+def auxiliary_head_auc(runs: Sequence[Run], dataset: MultiTaskDataset, aux: str, task: str) -> list[float]:
+    """Per run: the test AUC for ``task`` of the *auxiliary* head's logit, never trained on
+    ``task``, oriented by the sign of the two labels' correlation on the training split.
+    It measures how much of ``task``'s ranking the features learnt for ``aux`` already carry."""
+    if dataset.task(task).kind != "binary" or dataset.task(aux).kind != "binary":
+        raise ValueError("auxiliary_head_auc compares two binary tasks.")
+    ya, yt = dataset.train.y[aux].float(), dataset.train.y[task].float()
+    sign = 1.0 if float(((ya - ya.mean()) * (yt - yt.mean())).mean()) >= 0 else -1.0
+    out = []
+    for r in runs:
+        if r.model is None:
+            raise ValueError(f"Run {r.arm!r} (seed {r.seed}) kept no model.")
+        logit = predict(r.model, dataset.test.x)[aux].reshape(-1)
+        out.append(auc(sign * logit, dataset.test.y[task]))
+    return out
+
+
+def draw_low_data(comparison: Comparison, task: str, references: Mapping[str, float] | None = None,
+                  ylabel: str | None = None, ax: plt.Axes | None = None) -> plt.Axes:
+    """Every arm's test metric on ``task``, one dot per seed (seeds joined by grey lines: they
+    are paired) and its mean; ``references`` draws horizontal lines (e.g. full-data results)."""
+    arms = [a for a in comparison.runs if task in comparison.runs[a][0].test]
+    if not arms:
+        raise ValueError(f"No arm of the comparison reports {task!r}.")
+    ax = ax or plt.subplots(figsize=(6.5, 3.2))[1]
+    values = np.array([comparison.values(a, task) for a in arms])  # (arms, seeds)
+    xs = np.arange(len(arms))
+    ax.plot(xs, values, color="0.8", lw=0.8, zorder=1)
+    for i, row in enumerate(values):
+        ax.scatter([i] * len(row), row, s=14, zorder=2)
+        ax.plot([i - 0.25, i + 0.25], [row.mean()] * 2, color="k", lw=2, zorder=3)
+    for j, (label, value) in enumerate((references or {}).items()):
+        ax.axhline(value, ls="--", lw=1, color=f"C{j + 4}", label=label)
+    ax.set_xticks(xs, arms, fontsize=8)
+    ax.set_ylabel(ylabel or f"test {task}")
+    ax.grid(alpha=0.3, axis="y")
+    if references:
+        ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+# --------------------------------------------------------------------------- section 4
+
+
+def depth_sweep(dataset: MultiTaskDataset, depths: Sequence[int], seeds: Sequence[int],
+                lrs: Sequence[float] | None = None, runner: Runner | None = None,
+                device: torch.device | str | None = None) -> Tuned:
+    """The split depth as an arm's setting: :func:`~mtl_helpers.models.split_model` for every
+    depth, every learning rate of ``lrs`` (default: the budget's grid) and every seed, through
+    :func:`~mtl_helpers.protocol.tune`. The depth (and lr) is chosen on the mean validation
+    score over *all* ``seeds``, so every depth is run with the same seeds."""
     if not depths or not seeds:
-        raise ValueError("split_depth_sweep needs at least one depth and one seed.")
-    results = {}
-    for depth in depths:
-        arm = Arm(f"k={depth}", lambda _, k=depth: split_model(dataset, k))
-        runs = [run(arm, dataset, lr=lr, seed=s, device=device) for s in seeds]
-        results[depth] = {"test": {t: [r.test[t] for r in runs] for t in dataset.task_names},
-                          "params": count_parameters(runs[0].model)}
-    return results
+        raise ValueError("depth_sweep needs at least one depth and one seed.")
+    arm = Arm("split", lambda k: split_model(dataset, k), settings=list(depths))
+    return tune(arm, dataset, seeds=list(seeds), runner=runner, device=device, lrs=lrs)
+
+
+def depth_comparison(tuned: Tuned, lr: float | None = None) -> Comparison:
+    """One arm ``"k=<depth>"`` per depth of a :func:`depth_sweep`, at learning rate ``lr``
+    (default: the chosen one), paired by seed; ``tuned`` is kept as each arm's search."""
+    lr = tuned.lr if lr is None else lr
+    runs = {f"k={k}": sorted(rs, key=lambda r: r.seed) for (rate, k), rs in tuned.runs.items() if rate == lr}
+    if not runs:
+        raise ValueError(f"The sweep has no runs at lr={lr}; it tried {sorted({r for r, _ in tuned.runs})}.")
+    seeds = [r.seed for r in next(iter(runs.values()))]
+    return Comparison(seeds, runs, {name: tuned for name in runs})
+
+
+def depth_results(comparison: Comparison, dataset: MultiTaskDataset) -> dict[int, dict]:
+    """``{depth: {"test": {task: [per-seed metric]}, "val": {...}, "params": int}}`` of a
+    :func:`depth_comparison`: what :func:`draw_split_depth` and the widget draw."""
+    out = {}
+    for name, runs in comparison.runs.items():
+        depth = int(name.removeprefix("k="))
+        out[depth] = {"test": {t: [r.test[t] for r in runs] for t in dataset.task_names},
+                      "val": {t: [r.val[t] for r in runs] for t in dataset.task_names},
+                      "params": count_parameters(split_model(dataset, depth))}
+    return dict(sorted(out.items()))
 
 
 # --------------------------------------------------------------------------- section 6: losses
@@ -281,7 +402,7 @@ def draw_split_depth(results: Mapping[int, Mapping], n_shared: int, task_names: 
                      layer_names: Sequence[str] | None = None) -> plt.Figure:
     """The widget's figure: the architecture split after ``n_shared`` layers (left) and every
     task's test metric (mean ± std over seeds) against the number of shared layers (right),
-    with ``n_shared`` marked. ``results`` comes from :func:`split_depth_sweep`."""
+    with ``n_shared`` marked. ``results`` comes from :func:`depth_results`."""
     if n_shared not in results:
         raise ValueError(f"No results for n_shared={n_shared}; precomputed depths are {sorted(results)}.")
     depths = sorted(results)
