@@ -67,12 +67,21 @@ def test_choose_alpha_checker():
     assert check_choose_alpha(lambda r: max(r, key=lambda a: _mean(r[a]["val"])))
 
 
-def test_choose_alpha_checker_rejects_mistakes(capsys):
-    assert not check_choose_alpha(lambda r: max(r, key=lambda a: _mean(r[a]["test"])))
-    assert "TEST" in capsys.readouterr().out
-    assert not check_choose_alpha(lambda r: max(r, key=lambda a: r[a]["val"][0]))  # one seed only
-    assert not check_choose_alpha(lambda r: min(r, key=lambda a: _mean(r[a]["val"])))  # lower is not better
-    assert not check_choose_alpha(lambda r: max(range(len(r)), key=lambda i: _mean(list(r.values())[i]["val"])))
+def test_choose_alpha_checker_accepts_the_sum_over_seeds():
+    assert check_choose_alpha(lambda r: max(r, key=lambda a: sum(r[a]["val"])))  # same ranking as the mean
+
+
+@pytest.mark.parametrize(("wrong", "hint"), [
+    (lambda r: max(r, key=lambda a: _mean(r[a]["test"])), "TEST"),
+    (lambda r: max(r, key=lambda a: max(r[a]["val"])), "best single seed"),  # the luckiest seed
+    (lambda r: max(r, key=lambda a: r[a]["val"][-1]), "last seed"),
+    (lambda r: max(r, key=lambda a: r[a]["val"][0]), "first seed"),
+    (lambda r: min(r, key=lambda a: _mean(r[a]["val"])), "higher-is-better"),
+    (lambda r: max(range(len(r)), key=lambda i: _mean(list(r.values())[i]["val"])), "not its position"),
+])
+def test_choose_alpha_checker_rejects_mistakes(wrong, hint, capsys):
+    assert not check_choose_alpha(wrong)
+    assert hint in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- low-rank count
