@@ -4,7 +4,15 @@ import torch
 
 from mtl_helpers.course import baseline_record, run_baselines
 from mtl_helpers.data import Budget, load_adult
-from mtl_helpers.experiments.nb01 import baseline_table, learning_curve, majority_accuracy, subset_arm
+from mtl_helpers.experiments.nb01 import (
+    baseline_table,
+    curve_table,
+    fraction_sizes,
+    learning_curve,
+    majority_accuracy,
+    step_gains,
+    subset_arm,
+)
 from mtl_helpers.plots import plot_tuning
 
 BUDGET = Budget(epochs=2, batch_size=256, lrs=(1e-3, 1e-2), trunk_width=16, head_hidden=8)
@@ -38,6 +46,12 @@ def test_run_baselines_table_and_tuning_figure_on_small_data(small_adult):
 
 def test_learning_curve_gives_every_size_the_steps_of_the_full_set(small_adult):
     curve = learning_curve(small_adult, "income", [250, 1000], lr=1e-2, seeds=(0, 1))
+    table = curve_table(curve, small_adult, "income")
+    assert list(table.index) == ["250 rows", "1,000 rows"] and list(table["share"]) == ["25%", "100%"]
+    assert list(table["epochs × steps"]) == ["8 × 1", "2 × 4"]
+    assert table.iloc[0]["gain over the previous size"] == ""
+    assert table.iloc[1]["gain over the previous size"] == str(step_gains(
+        {n: [r.test["income"] for r in runs] for n, runs in curve.items()})[(250, 1000)])
     assert list(curve) == [250, 1000] and all(len(runs) == 2 for runs in curve.values())
     full_steps = BUDGET.epochs * BUDGET.steps_per_epoch(len(small_adult.train))
     for n, runs in curve.items():
@@ -57,3 +71,26 @@ def test_subset_arm_trains_on_n_rows_that_depend_on_the_seed(small_adult):
         subset_arm(small_adult, "salary", 10)
     with pytest.raises(ValueError, match="at least one size"):
         learning_curve(small_adult, "income", [], lr=1e-2)
+
+
+def test_fraction_sizes_keep_as_many_rows_as_a_label_fraction_keeps_labels(small_adult):
+    sizes = fraction_sizes(small_adult, [0.01, 0.0004, 0.5, 1.0])
+    assert sizes == [10, 1, 500, 1000]
+    split = small_adult.train.with_label_fraction("income", 0.01, seed=3)
+    assert int(split.masks["income"].sum()) == sizes[0]
+    for bad in ([], [0.0], [1.5]):
+        with pytest.raises(ValueError, match="fractions"):
+            fraction_sizes(small_adult, bad)
+
+
+def test_step_gains_are_paired_differences_between_consecutive_sizes():
+    curve = {1000: [0.90, 0.92, 0.91], 10: [0.70, 0.75, 0.72], 100: [0.80, 0.84, 0.83]}
+    gains = step_gains(curve)
+    assert list(gains) == [(10, 100), (100, 1000)]
+    assert gains[(10, 100)].values == pytest.approx((0.10, 0.09, 0.11))
+    assert gains[(100, 1000)].mean == pytest.approx((0.10 + 0.08 + 0.08) / 3)
+    assert gains[(10, 100)].direction == 1
+    flat = step_gains({1: [0.5, 0.6, 0.7], 2: [0.6, 0.5, 0.7]})[(1, 2)]
+    assert flat.direction == 0  # no measurable gain
+    with pytest.raises(ValueError, match="two sizes"):
+        step_gains({10: [0.7]})

@@ -1,16 +1,18 @@
-"""Notebook 01 (single-task baselines): the floor, the baseline table and the learning curve.
+"""Notebook 01 (single-task baselines): the floor, the baseline table and the learning curves.
 
 Everything here trains through the fair-comparison protocol (:mod:`mtl_helpers.protocol`):
-a single-task baseline is :func:`mtl_helpers.course.single_task_arm`, and a point of the
+a single-task baseline is :func:`mtl_helpers.course.single_task_arm`, and a point of a
 learning curve is the same arm restricted to ``n`` random training rows. The protocol gives
 that arm as many optimisation steps as the full training set gets
 (:meth:`~mtl_helpers.data.Budget.max_epochs`) and keeps its best epoch on validation, so the
-curve measures *less data*, not *less training*.
+curve measures *less data*, not *less training*. :func:`curve_table` and :func:`step_gains`
+read a curve the course's way: mean ± std per size, and the gain of each step up the curve
+as a paired difference over seeds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import pandas as pd
@@ -19,6 +21,7 @@ from torch import Tensor
 
 from ..course import single_task_arm
 from ..data import MultiTaskDataset
+from ..metrics import PairedDifference, format_mean_std, paired_difference
 from ..protocol import Arm, Comparison, Run, run
 
 
@@ -69,3 +72,42 @@ def learning_curve(dataset: MultiTaskDataset, task: str, sizes: Sequence[int], l
         raise ValueError("learning_curve needs at least one size and one seed.")
     return {n: [run(subset_arm(dataset, task, n), dataset, lr=lr, seed=s, device=device) for s in seeds]
             for n in sizes}
+
+
+def fraction_sizes(dataset: MultiTaskDataset, fractions: Sequence[float]) -> list[int]:
+    """The number of training rows that each fraction of the training set keeps: round(f·N), at
+    least 1 — as many rows as :meth:`~mtl_helpers.data.Split.with_label_fraction` keeps labels."""
+    n = len(dataset.train)
+    if not fractions or not all(0.0 < f <= 1.0 for f in fractions):
+        raise ValueError(f"fractions must be a non-empty list of values in (0, 1], got {list(fractions)}.")
+    return [max(1, round(f * n)) for f in fractions]
+
+
+def step_gains(curve: Mapping[int, Sequence[float]]) -> dict[tuple[int, int], PairedDifference]:
+    """The gain of each step up a learning curve, ``{(n, m): metric(m) − metric(n)}`` for
+    consecutive sizes n < m, paired by seed (``curve[n][i]`` and ``curve[m][i]`` share seed i)."""
+    sizes = sorted(curve)
+    if len(sizes) < 2:
+        raise ValueError(f"step_gains needs at least two sizes, got {sizes}.")
+    return {(a, b): paired_difference(curve[b], curve[a]) for a, b in zip(sizes, sizes[1:])}
+
+
+def curve_table(curve: Mapping[int, Sequence[Run]], dataset: MultiTaskDataset, task: str,
+                digits: int = 3) -> pd.DataFrame:
+    """A learning curve as a table, one row per size: the share of the training rows, the
+    training length the protocol gave it (epochs × steps per epoch), the kept epoch (median over
+    seeds), the test metric (mean ± std) and the gain over the previous size (paired, 95 %)."""
+    budget, n_full = dataset.require_budget(), len(dataset.train)
+    values = {n: [r.test[task] for r in runs] for n, runs in sorted(curve.items())}
+    gains = step_gains(values) if len(values) > 1 else {}
+    metric = dataset.task(task).metric_name
+    rows = {}
+    for i, (n, runs) in enumerate(sorted(curve.items())):
+        epochs = [r.best_epoch for r in runs]
+        rows[f"{n:,} rows"] = {
+            "share": f"{n / n_full:.0%}",
+            "epochs × steps": f"{runs[0].max_epochs} × {budget.steps_per_epoch(n)}",
+            "kept epoch": sorted(epochs)[len(epochs) // 2],
+            f"test {metric} ({len(runs)} seeds)": format_mean_std(values[n], digits),
+            "gain over the previous size": str(gains[(sorted(values)[i - 1], n)]) if i else ""}
+    return pd.DataFrame(rows).T
