@@ -105,31 +105,35 @@ def _shared_and_head_params(model: nn.Module) -> tuple[list[nn.Parameter], list[
 
 def _gradient_step(model: nn.Module, batch: Split, tasks: Sequence[Task], method: Callable[[Tensor], Tensor],
                    wrt: str, epoch: int, step: int) -> tuple[Tensor, Tensor]:
-    """Fill ``.grad`` using a gradient-level method; returns (losses, G)."""
+    """Fill ``.grad`` using a gradient-level method; returns (losses, G).
+
+    The T backward passes that build G also give each head its own task's gradient (the heads
+    ride along, :func:`~mtl_helpers.conflict.per_task_gradients`), and each pass starts from its
+    own task's loss, so it runs that task's head only.
+    """
     shared, heads = _shared_and_head_params(model)
     if wrt == "parameters":
-        losses = task_losses(model(batch.x), batch, tasks)
-        _check_finite(losses, tasks, epoch, step)
-        grads = per_task_gradients(losses, shared)  # T backward passes through the trunk
-        direction = _checked(method(grads), grads)
-        offset = 0
-        for p in shared:
-            p.grad = direction[offset:offset + p.numel()].view_as(p).clone()
-            offset += p.numel()
+        outputs = model(batch.x)
     elif wrt == "representation":
         z = model.encode(batch.x)
-        losses = task_losses(model.decode(z), batch, tasks)
-        _check_finite(losses, tasks, epoch, step)
-        grads = per_task_gradients(losses, [z])  # ∇_z L_i: T backward passes through the heads only
-        direction = _checked(method(grads), grads)
-        z.backward(direction.view_as(z), retain_graph=True)  # the trunk gets J_zᵀ d: one backward pass
+        outputs = model.decode(z)
     else:
         raise ValueError(f"gradients_wrt must be 'parameters' or 'representation', got {wrt!r}.")
-    # Each head's parameters only reach its own loss, so ∇ of the sum is each head's own gradient.
-    head_grads = torch.autograd.grad(losses.sum(), heads, allow_unused=True)
-    for p, g in zip(heads, head_grads):
-        p.grad = None if g is None else g.detach()
-    return losses.detach(), grads.detach()
+    per_task = [task_losses(outputs, batch, [task])[0] for task in tasks]  # not one stack: see above
+    losses = torch.stack([loss.detach() for loss in per_task])
+    _check_finite(losses, tasks, epoch, step)
+    if wrt == "parameters":
+        grads = per_task_gradients(per_task, shared, retain_graph=False, task_params=heads)  # T trunk passes
+        direction = _checked(method(grads), grads)
+        if direction.untyped_storage().data_ptr() == grads.untyped_storage().data_ptr():
+            direction = direction.clone()  # a view of G: G must stay as on_step will see it
+        for p, d in zip(shared, direction.contiguous().split([p.numel() for p in shared])):
+            p.grad = d.view_as(p)
+    else:  # ∇_z L_i: T backward passes through the heads only, then one through the trunk
+        grads = per_task_gradients(per_task, [z], retain_graph=False, task_params=heads)
+        direction = _checked(method(grads), grads)
+        z.backward(direction.view_as(z))  # the trunk gets J_zᵀ d: one backward pass
+    return losses, grads
 
 
 def _checked(direction: Tensor, grads: Tensor) -> Tensor:

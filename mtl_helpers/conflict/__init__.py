@@ -86,10 +86,11 @@ def register(method: GradientMethod) -> GradientMethod:
     return method
 
 
-def weights_to_direction(weight_fn: Callable[[Tensor], Tensor]) -> Direction:
-    """Turn a weight solver G → α (T,) into a direction G → Gᵀα (P,)."""
+def weights_to_direction(weight_fn: Callable[[Tensor], Tensor], checks_grads: bool = False) -> Direction:
+    """Turn a weight solver G → α (T,) into a direction G → Gᵀα (P,). ``checks_grads=True``
+    says that ``weight_fn`` validates G itself (:func:`check_grads`), so it is not validated twice."""
     def direction(grads: Tensor) -> Tensor:
-        return combine(weight_fn(grads), grads)
+        return combine(weight_fn(grads), grads, check=not checks_grads)
     direction.__name__ = f"{getattr(weight_fn, '__name__', 'weights')}_direction"
     return direction
 
@@ -121,12 +122,12 @@ register(GradientMethod("normalized", lambda: normalized_sum, "—", "two_tasks"
 register(GradientMethod("pcgrad", _pcgrad, "Yu et al., NeurIPS 2020", "two_tasks", 1, lambda g, T: T * g,
                         any_order=False))
 register(GradientMethod("mgda", lambda normalize="none": weights_to_direction(
-    lambda grads: mgda_weights(grads, normalize=normalize)), "Sener & Koltun, NeurIPS 2018", "always", 1,
-    lambda g, T: g))
+    lambda grads: mgda_weights(grads, normalize=normalize), checks_grads=True), "Sener & Koltun, NeurIPS 2018",
+    "always", 1, lambda g, T: g))
 register(GradientMethod("cagrad", lambda c=0.5: (lambda grads: cagrad(grads, c=c)), "Liu et al., NeurIPS 2021",
                         "never", 1, lambda g, T: g))
-register(GradientMethod("nash", lambda: weights_to_direction(nash_mtl_weights), "Navon et al., ICML 2022",
-                        "always", 0, lambda g, T: math.sqrt(T) * _unit(g)))
+register(GradientMethod("nash", lambda: weights_to_direction(nash_mtl_weights, checks_grads=True),
+                        "Navon et al., ICML 2022", "always", 0, lambda g, T: math.sqrt(T) * _unit(g)))
 
 METHODS = tuple(GRADIENT_METHODS)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from .core import check_grads, gram
+from .core import gram
+from .simplex import dot, matvec, quad, solve_spd
 
 
 def nash_mtl_weights(grads: Tensor, gram_normalize: bool = False, max_iter: int = 100,
@@ -26,30 +29,36 @@ def nash_mtl_weights(grads: Tensor, gram_normalize: bool = False, max_iter: int 
     the ECOS solver is missing. Exactly opposite or zero gradients have no solution (α → ∞):
     a tiny ``ridge`` (relative to mean ‖g_i‖²) keeps α finite. Returns (T,) float64 (CPU).
     """
-    g = check_grads(grads)
-    m = gram(g)
+    m = gram(grads, check=True)
     if gram_normalize:
         m = m / m.norm().clamp_min(1e-300)
-    n_tasks = m.shape[0]
-    m = m + ridge * max(m.trace().item() / n_tasks, 1e-300) * torch.eye(n_tasks, dtype=torch.float64)
+    m = m.tolist()  # T × T: plain floats (see .simplex)
+    n_tasks = len(m)
+    ridge = ridge * max(sum(m[i][i] for i in range(n_tasks)) / n_tasks, 1e-300)
+    m = [[x + (ridge if i == j else 0.0) for j, x in enumerate(row)] for i, row in enumerate(m)]
 
-    def psi(alpha: Tensor) -> float:
-        return (0.5 * alpha @ m @ alpha - alpha.log().sum()).item()
+    def psi(alpha: list[float]) -> float:
+        return 0.5 * quad(m, alpha, alpha) - sum(math.log(a) for a in alpha)
 
-    alpha = 1.0 / m.diagonal().sqrt()
+    if min(m[i][i] for i in range(n_tasks)) <= 0.0:
+        raise ValueError("Nash-MTL has no solution with a zero gradient (α_i → ∞): keep ridge > 0.")
+    alpha = [1.0 / math.sqrt(m[i][i]) for i in range(n_tasks)]
     value = psi(alpha)
     for _ in range(max_iter):
-        grad = m @ alpha - 1.0 / alpha
-        hess = m + torch.diag(1.0 / alpha**2)
-        step = -torch.linalg.solve(hess, grad)
-        decrement = -(grad @ step).item()  # Newton decrement²: the predicted decrease × 2
+        grad = [x - 1.0 / a for x, a in zip(matvec(m, alpha), alpha)]
+        hess = [[x + (1.0 / alpha[i] ** 2 if i == j else 0.0) for j, x in enumerate(row)] for i, row in enumerate(m)]
+        step = solve_spd(hess, grad)  # ∇²ψ is positive definite: M ⪰ 0 and 1/α² > 0
+        if step is None:
+            raise ValueError("Nash-MTL: the Newton system is singular; the gradients are too ill-conditioned.")
+        step = [-x for x in step]
+        decrement = -dot(grad, step)  # Newton decrement²: the predicted decrease × 2
         if decrement < tol:
             break
         t = 1.0
-        while (alpha + t * step <= 0).any():  # stay inside α > 0
+        while any(a + t * s <= 0 for a, s in zip(alpha, step)):  # stay inside α > 0
             t *= 0.5
-        while psi(alpha + t * step) > value - 0.25 * t * decrement and t > 1e-12:  # Armijo
+        while psi([a + t * s for a, s in zip(alpha, step)]) > value - 0.25 * t * decrement and t > 1e-12:  # Armijo
             t *= 0.5
-        alpha = alpha + t * step
+        alpha = [a + t * s for a, s in zip(alpha, step)]
         value = psi(alpha)
-    return alpha
+    return torch.tensor(alpha, dtype=torch.float64)

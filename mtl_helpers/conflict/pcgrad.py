@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .core import check_grads
+from .core import combine, gram
 
 
 def pcgrad(grads: Tensor, generator: torch.Generator | None = None, reduction: str = "sum") -> Tensor:
@@ -22,18 +22,23 @@ def pcgrad(grads: Tensor, generator: torch.Generator | None = None, reduction: s
     order does not matter; with more it does, which is why ``generator`` is accepted (seed it
     for reproducible runs).
     """
-    g = check_grads(grads)
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}.")
-    n_tasks = g.shape[0]
-    sq_norms = (g * g).sum(dim=1)
-    projected = g.clone()
+    # Every g_i^PC is g_i minus multiples of the original g_j: track its coefficients a_i
+    # (g_i^PC = Σ_k a_ik g_k), so each dot product is a_i·M[:, j] on the T × T Gram matrix and
+    # G is read once more, at the end: d = Gᵀ(Σ_i a_i). The same projections, none of them (P,)-sized.
+    m = gram(grads, check=True).tolist()
+    n_tasks = len(m)
+    total = [0.0] * n_tasks
     for i in range(n_tasks):
+        a = [float(k == i) for k in range(n_tasks)]
         order = torch.randperm(n_tasks, generator=generator).tolist()
         for j in order:
-            if j == i or sq_norms[j] == 0:
+            if j == i or m[j][j] == 0:
                 continue
-            dot = projected[i] @ g[j]
+            dot = sum(a_k * m[k][j] for k, a_k in enumerate(a))  # g_i^PC · g_j
             if dot < 0:
-                projected[i] = projected[i] - (dot / sq_norms[j]) * g[j]
-    return projected.sum(dim=0) if reduction == "sum" else projected.mean(dim=0)
+                a[j] -= dot / m[j][j]
+        total = [t + a_k for t, a_k in zip(total, a)]
+    weights = torch.tensor(total, dtype=torch.float64)
+    return combine(weights if reduction == "sum" else weights / n_tasks, grads, check=False)

@@ -1,16 +1,70 @@
-"""Two small solvers over the probability simplex, shared by MGDA and CAGrad."""
+"""Small solvers over the probability simplex, shared by MGDA, CAGrad and Nash-MTL.
+
+They work on the T × T Gram matrix M = G Gᵀ as plain Python lists of floats (float64): with a
+handful of tasks an iteration is a few dozen multiplications, which Python does in microseconds,
+whereas every torch operation on a tiny tensor costs a few microseconds of dispatch (and every
+``.item()`` a conversion). The (P,) directions stay torch tensors on G's device.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-import torch
-from torch import Tensor
+Vector = list[float]
+Matrix = Sequence[Sequence[float]]
 
 
-def frank_wolfe(n_tasks: int, gradient: Callable[[Tensor], Tensor],
-                 line_search: Callable[[Tensor, Tensor, float], float], max_iter: int, tol: float) -> Tensor:
+def dot(u: Sequence[float], v: Sequence[float]) -> float:
+    """u·v."""
+    return sum(a * b for a, b in zip(u, v))
+
+
+def matvec(m: Matrix, v: Sequence[float]) -> Vector:
+    """M v."""
+    return [dot(row, v) for row in m]
+
+
+def quad(m: Matrix, u: Sequence[float], v: Sequence[float]) -> float:
+    """uᵀ M v."""
+    return dot(u, matvec(m, v))
+
+
+def solve_spd(a: Matrix, b: Sequence[float]) -> Vector | None:
+    """x with A x = b for a symmetric positive definite A (Cholesky, A = L Lᵀ); None if A is
+    not (numerically) positive definite."""
+    n = len(b)
+    low = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1):
+            s = a[i][j] - sum(low[i][k] * low[j][k] for k in range(j))
+            if i == j:
+                if not s > 1e-13 * abs(a[i][i]):
+                    return None
+                low[i][i] = math.sqrt(s)
+            else:
+                low[i][j] = s / low[j][j]
+    y = [0.0] * n
+    for i in range(n):  # L y = b
+        y[i] = (b[i] - sum(low[i][k] * y[k] for k in range(i))) / low[i][i]
+    x = [0.0] * n
+    for i in reversed(range(n)):  # Lᵀ x = y
+        x[i] = (y[i] - sum(low[k][i] * x[k] for k in range(i + 1, n))) / low[i][i]
+    return x
+
+
+def on_simplex(x: Vector | None) -> Vector | None:
+    """x/Σx if that is a point of the simplex (no negative weight), else None."""
+    if x is None or not sum(x) > 0:
+        return None
+    total = sum(x)
+    w = [xi / total for xi in x]
+    return w if min(w) >= 0.0 else None
+
+
+def frank_wolfe(n_tasks: int, gradient: Callable[[Vector], Vector],
+                line_search: Callable[[Vector, Vector, float], float], max_iter: int, tol: float,
+                start: Vector | None = None) -> Vector:
     """Minimise a convex function over the simplex by Frank–Wolfe with *away steps*.
 
     Each step either moves towards the vertex e_s with the smallest partial derivative (the
@@ -19,24 +73,32 @@ def frank_wolfe(n_tasks: int, gradient: Callable[[Tensor], Tensor],
     zig-zags when the answer lies on a face of the simplex (some weight 0); away steps
     (Lacoste-Julien & Jaggi, NeurIPS 2015) fix that and converge linearly. Stops when the
     Frank–Wolfe gap ∇ᵀ(w − e_s), an upper bound on the sub-optimality, is below ``tol``.
+
+    ``start`` (a point of the simplex, e.g. a closed-form guess) replaces the centre as the
+    first iterate: if it is optimal, the first gap test accepts it at the cost of one gradient.
     """
-    w = torch.full((n_tasks,), 1.0 / n_tasks, dtype=torch.float64)
+    w = list(start) if start is not None else [1.0 / n_tasks] * n_tasks
     for _ in range(max_iter):
         grad = gradient(w)
-        s = int(torch.argmin(grad))
-        used = torch.nonzero(w > 0).flatten()
-        v = int(used[torch.argmax(grad[used])])
-        gap_towards, gap_away = (grad @ w - grad[s]).item(), (grad[v] - grad @ w).item()
+        s = min(range(n_tasks), key=grad.__getitem__)
+        v = max((i for i in range(n_tasks) if w[i] > 0), key=grad.__getitem__)
+        grad_w = dot(grad, w)
+        gap_towards, gap_away = grad_w - grad[s], grad[v] - grad_w
         if gap_towards <= tol:
             break
-        if gap_towards >= gap_away or w[v] >= 1.0:
-            d, step_max = -w.clone(), 1.0
+        away = not (gap_towards >= gap_away or w[v] >= 1.0)
+        if not away:
+            d, step_max = [-x for x in w], 1.0
             d[s] += 1.0
         else:
-            d, step_max = w.clone(), (w[v] / (1.0 - w[v])).item()
+            d, step_max = list(w), w[v] / (1.0 - w[v])
             d[v] -= 1.0
-        w = (w + line_search(w, d, step_max) * d).clamp_min(0.0)
-        w = w / w.sum()
+        gamma = line_search(w, d, step_max)
+        w = [max(x + gamma * y, 0.0) for x, y in zip(w, d)]
+        if away and gamma >= step_max:  # a "drop step": e_v leaves the support exactly, not as a
+            w[v] = 0.0  # 1e-17 residue that later away steps could only shave by 1e-17
+        total = sum(w)
+        w = [x / total for x in w]
     return w
 
 
