@@ -53,9 +53,10 @@ def step_cost(model: nn.Module, batch: Split, tasks: Sequence[Task], *,
     """FLOPs and trunk backward passes of one :func:`~mtl_helpers.train.train_step` on ``batch``.
 
     The step runs on a deep copy of ``model`` (and of ``weighting``, so a GradNorm built on the
-    model follows the copy), with a throw-away Adam, so both are left as they are. A backward pass is counted each time autograd computes the gradient of the first
-    shared parameter (the trunk's first layer): T for a method that needs every task's
-    gradient on the parameters, 1 for the plain sum or MGDA-UB.
+    model follows the copy), with a throw-away Adam, so both are left as they are. A backward
+    pass is counted each time a gradient flows back through the output of the trunk's first
+    layer (a hook on that tensor): T for a method that needs every task's gradient on the shared
+    parameters, 1 for the plain sum or MGDA-UB.
     """
     tasks = check_tasks(tasks)
     # copy the model and a balancer together: a GradNorm built on the model's last shared layer

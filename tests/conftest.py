@@ -7,6 +7,9 @@ import os
 # 5-20x; one thread per process is fastest here. Kernels inherit this environment.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# glibc returns freed memory to the OS and page-faults it back in at every training step (a
+# quarter of a conv step here, benchmarks/step_time.py): keep it. Kernels inherit this too.
+os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824")
 
 import matplotlib  # noqa: E402
 
