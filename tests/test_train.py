@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from mtl_helpers.conflict import set_grad
 from mtl_helpers.data import Split
-from mtl_helpers.models import HardSharing, make_head, mlp
+from mtl_helpers.models import ConvTrunk, HardSharing, make_head, mlp
 from mtl_helpers.tasks import Task
 from mtl_helpers.train import evaluate, fit, selection_score, task_losses, train_step
 from mtl_helpers.utils import seed_everything
@@ -92,6 +93,23 @@ def test_mean_gradient_method_equals_half_the_summed_loss_step():
     assert torch.allclose(via_grads, via_loss, atol=1e-5)
 
 
+def test_sum_direction_trains_a_conv_net_as_the_summed_loss_does():
+    """Gradients written by hand into a channels-last conv trunk (and the heads) must reach
+    Adam's fused kernel in the parameters' own layout: then the sum direction is the summed loss."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(48, 1, 8, 8, generator=g)
+    split = Split(x, {"cls": (x.mean((1, 2, 3)) > 0).long(), "reg": x[:, 0, 0, 0]})
+
+    def trained(**kwargs):
+        seed_everything(0)
+        model = HardSharing(ConvTrunk(image_size=8, out_dim=16), {t.name: make_head(16, t) for t in TASKS})
+        fit(model, split, TASKS, epochs=3, batch_size=16, lr=1e-2, verbose=False, **kwargs)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert not ConvTrunk().features[3].weight.is_contiguous()  # the layout this test is about
+    assert torch.allclose(trained(gradient_method=lambda grads: grads.sum(0)), trained(), atol=1e-5)
+
+
 def test_representation_gradients_run_and_train():
     seen = []
     seed_everything(0)
@@ -167,3 +185,11 @@ def test_train_step_is_one_optimisation_step():
 def test_selection_score_negates_lower_is_better_metrics():
     assert selection_score({"cls": 0.8, "reg": 2.0}, TASKS) == pytest.approx((0.8 - 2.0) / 2)
 
+
+
+def test_set_grad_keeps_the_parameter_layout_and_rejects_a_wrong_shape():
+    weight = ConvTrunk().features[3].weight
+    set_grad(weight, torch.ones(weight.shape))  # a contiguous gradient for a channels-last weight
+    assert weight.grad.stride() == weight.stride() and torch.equal(weight.grad, torch.ones(weight.shape))
+    with pytest.raises(ValueError, match="cannot be the .grad"):
+        set_grad(weight, torch.ones(weight.numel()))

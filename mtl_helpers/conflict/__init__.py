@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from .cagrad import cagrad, cagrad_weights
-from .core import check_grads, combine, conflicts, gradient_cosine, gram, per_task_gradients
+from .core import check_grads, combine, conflicts, gradient_cosine, gram, per_task_gradients, set_grad
 from .measure import ConflictRecorder, within_and_between_cosines
 from .mgda import mgda_two_task_gamma, mgda_weights, min_norm_weights
 from .nash_mtl import nash_mtl_weights
@@ -133,6 +133,6 @@ METHODS = tuple(GRADIENT_METHODS)
 
 __all__ = ["Direction", "GradientMethod", "GRADIENT_METHODS", "METHODS", "register", "make_direction",
            "weights_to_direction", "cagrad", "cagrad_weights", "check_grads", "combine", "conflicts",
-           "gradient_cosine", "gram", "per_task_gradients", "ConflictRecorder", "within_and_between_cosines",
+           "gradient_cosine", "gram", "per_task_gradients", "set_grad", "ConflictRecorder", "within_and_between_cosines",
            "mgda_two_task_gamma", "mgda_weights", "min_norm_weights", "nash_mtl_weights", "pcgrad", "clip_norm",
            "mean_direction", "normalized_sum", "sum_direction"]

@@ -52,8 +52,21 @@ def per_task_gradients(losses: Sequence[Tensor] | Tensor, shared_params: Iterabl
                   out=grads[i])  # written in place: no per-task copy, then no stack
         for p, g in zip(heads, row[len(params):]):
             if g is not None:
-                p.grad = g if p.grad is None else p.grad + g
+                set_grad(p, g if p.grad is None else p.grad + g)
     return grads
+
+
+def set_grad(param: nn.Parameter, grad: Tensor) -> None:
+    """``param.grad = grad``, stored in the parameter's own memory layout.
+
+    ``backward()`` keeps that layout for you; a gradient assigned by hand may not have it (a
+    channels-last conv weight, a transposed view), and Adam's fused kernel reads parameter and
+    gradient as flat memory: with different layouts it silently updates the wrong entries.
+    """
+    if grad.shape != param.shape:
+        raise ValueError(f"A gradient of shape {tuple(grad.shape)} cannot be the .grad of a parameter of shape "
+                         f"{tuple(param.shape)}.")
+    param.grad = grad if grad.stride() == param.stride() else torch.empty_like(param).copy_(grad)
 
 
 def check_grads(grads: Tensor, finite: bool = True) -> Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ..data import MultiTaskDataset
@@ -27,6 +28,10 @@ class ConvTrunk(nn.Module):
     conv(1→c₁, 3×3) → ReLU → max-pool 2 → conv(c₁→c₂, 3×3) → ReLU → max-pool 2 → flatten
     → linear(→ out_dim) → ReLU. Sener & Koltun use 10/20 channels with 5×5 kernels and a
     50-unit output on 28×28 inputs; this is the same shape, shrunk for a CPU.
+
+    The conv weights are stored channels-last (NHWC), so the feature maps are too: with a few
+    channels, PyTorch's CPU max-pool is several times faster in that layout, and a training step
+    about 30 % faster (the numbers are the same up to float rounding).
     """
 
     def __init__(self, image_size: int = 18, channels: tuple[int, int] = (8, 16), out_dim: int = 64) -> None:
@@ -38,6 +43,7 @@ class ConvTrunk(nn.Module):
         side = image_size // 2 // 2
         self.project = nn.Sequential(nn.Linear(c2 * side * side, out_dim), nn.ReLU())
         self.out_dim = out_dim
+        self.features.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 1:
