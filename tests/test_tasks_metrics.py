@@ -108,3 +108,27 @@ def test_pareto_front_balanced_choice_and_spearman():
     assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="higher_is_better"):
         pareto_front(points, [True])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_and_the_t_quantile_match_scikit_learn_and_scipy(seed):
+    """Oracles: scikit-learn's roc_auc_score (with ties: scores rounded to one decimal) and
+    scipy.stats' t distribution for the interval's half-width."""
+    from scipy import stats
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(seed)
+    target = (torch.rand(300, generator=g) < 0.3).long()
+    scores = torch.randn(300, generator=g) + target
+    for s in (scores, scores.round(decimals=1)):
+        assert auc(s, target) == pytest.approx(roc_auc_score(target.numpy(), s.numpy()), abs=1e-12)
+    a, b = torch.rand(seed + 2, generator=g).tolist(), torch.rand(seed + 2, generator=g).tolist()
+    d = torch.tensor(a, dtype=torch.float64) - torch.tensor(b, dtype=torch.float64)
+    half = stats.t.ppf(0.975, len(a) - 1) * d.std().item() / len(a) ** 0.5
+    diff = paired_difference(a, b)
+    assert (diff.low, diff.high) == pytest.approx((d.mean().item() - half, d.mean().item() + half), abs=1e-12)
+
+
+def test_auc_needs_one_score_per_target():
+    with pytest.raises(ValueError, match="one score per target"):
+        auc(torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0, 1]))
