@@ -2,9 +2,9 @@
 
 Task metrics take a whole split's predictions at once (not batch averages). AUC is the
 probability that a random positive is scored above a random negative (Mann–Whitney U /
-(n₊ n₋)), computed from ranks; the tests check it against scikit-learn. Over seeds: mean ± sample std for a level,
-a paired t-interval for a difference (:func:`paired_difference`), the Pareto front for
-several metrics at once.
+(n₊ n₋)), computed from ranks; the tests check it against scikit-learn. Over seeds: mean ±
+sample std for a level, a paired t-interval for a difference (:func:`paired_difference`), the
+Pareto front for several metrics at once.
 """
 
 from __future__ import annotations

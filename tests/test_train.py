@@ -186,7 +186,6 @@ def test_selection_score_negates_lower_is_better_metrics():
     assert selection_score({"cls": 0.8, "reg": 2.0}, TASKS) == pytest.approx((0.8 - 2.0) / 2)
 
 
-
 def test_set_grad_keeps_the_parameter_layout_and_rejects_a_wrong_shape():
     weight = ConvTrunk().features[3].weight
     set_grad(weight, torch.ones(weight.shape))  # a contiguous gradient for a channels-last weight

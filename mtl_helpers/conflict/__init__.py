@@ -133,6 +133,7 @@ METHODS = tuple(GRADIENT_METHODS)
 
 __all__ = ["Direction", "GradientMethod", "GRADIENT_METHODS", "METHODS", "register", "make_direction",
            "weights_to_direction", "cagrad", "cagrad_weights", "check_grads", "combine", "conflicts",
-           "gradient_cosine", "gram", "per_task_gradients", "set_grad", "ConflictRecorder", "within_and_between_cosines",
+           "gradient_cosine", "gram", "per_task_gradients", "set_grad", "ConflictRecorder",
+           "within_and_between_cosines",
            "mgda_two_task_gamma", "mgda_weights", "min_norm_weights", "nash_mtl_weights", "pcgrad", "clip_norm",
            "mean_direction", "normalized_sum", "sum_direction"]
