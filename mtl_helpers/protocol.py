@@ -14,14 +14,17 @@ gradient method vs equal weights) is a set of :class:`Arm` s run on one dataset:
    over seeds with a t-interval, and :func:`claim_difference` states a direction only when the
    interval excludes zero.
 
-One training run is :func:`run`, and every run, however it was trained, is a :class:`Run`.
+One training run is :func:`run`, and every run, however it was trained, is a :class:`Run`. A
+runner trains an arm's runs (:func:`sequential_runner`); :func:`reusing_runner` hands back a
+run already trained under another name instead of training it twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,7 +126,9 @@ def run(arm: Arm, dataset: MultiTaskDataset, *, lr: float, seed: int, setting: A
                   **options)
     seconds = time.perf_counter() - start
     steps = history.best_epoch * budget.steps_per_epoch(len(train))
-    return Run(arm.name, seed, lr, setting, evaluate(model, dataset.val, tasks), evaluate(model, dataset.test, tasks),
+    kept = history.records[history.best_epoch - 1]  # fit validated the kept weights: no second pass
+    val = {t.name: kept[f"val/{t.name}"] for t in tasks}
+    return Run(arm.name, seed, lr, setting, val, evaluate(model, dataset.test, tasks),
                history.best_epoch, epochs, steps, seconds, history, model, options)
 
 
@@ -134,6 +139,43 @@ def sequential_runner(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: 
                       seeds: Sequence[int], device: torch.device | str | None = None) -> list[Run]:
     """Every (setting, seed) pair at one learning rate, one :func:`run` after the other."""
     return [run(arm, dataset, lr=lr, seed=s, setting=v, device=device) for v in settings for s in seeds]
+
+
+def reusing_runner(aliases: Mapping[tuple[str, Any], str], runner: Runner = sequential_runner,
+                   earlier: tuple[MultiTaskDataset, Sequence[Run]] | None = None) -> Runner:
+    """A protocol runner that does not train the same run twice under two names.
+
+    ``aliases[(arm, setting)] = other`` declares that ``arm`` at ``setting`` trains exactly as
+    the arm ``other`` (same model, same loss, same seeds, same data): e.g. notebook 05's static
+    weighting at λ = ½ is the plain sum, ``{("static λ (tuned)", 0.5): "equal weights"}``. Once
+    ``other`` has run at a learning rate and seed on a dataset, the request for ``arm`` at
+    ``setting`` gets that run back (renamed); anything else is trained by ``runner``. Give
+    ``other`` first in ``compare``, or pass its runs trained earlier as ``earlier = (dataset,
+    runs)`` (notebook 02: the split after the whole trunk *is* the standard network).
+    """
+    sources = set(aliases.values())
+    done: dict[tuple[int, str, float, int], Run] = {}
+    if earlier is not None:
+        data, runs = earlier
+        done |= {(id(data), r.arm, r.lr, r.seed): r for r in runs}
+
+    def run_all(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: Sequence[Any], seeds: Sequence[int],
+                device: torch.device | str | None = None) -> list[Run]:
+        out = []
+        for setting in settings:
+            source = aliases.get((arm.name, setting))
+            for seed in seeds:
+                key = (id(dataset), source, lr, seed)
+                if source is not None and key in done:
+                    out.append(dataclasses.replace(done[key], arm=arm.name, setting=setting))
+                    continue
+                result = runner(arm, dataset, lr, [setting], [seed], device=device)[0]
+                if arm.name in sources:
+                    done[(id(dataset), arm.name, lr, seed)] = result
+                out.append(result)
+        return out
+
+    return run_all
 
 
 @dataclass

@@ -197,23 +197,24 @@ def toy_trajectory(method: str, start: Sequence[float] = STARTS[0], steps: int =
     if steps < 0 or not lr > 0:
         raise ValueError(f"steps must be >= 0 and lr > 0, got steps={steps}, lr={lr}.")
     beta1, beta2 = betas
+    rest1, rest2 = 1 - beta1, 1 - beta2  # (1 − β₁), (1 − β₂)
     x1, x2 = float(start[0]), float(start[1])
     m1 = m2 = v1 = v2 = 0.0
-    power1 = power2 = 1.0
+    power1 = power2 = 1.0  # β₁ᵗ, β₂ᵗ
     path = [(x1, x2)]
-    append = path.append
+    append, sqrt, gradients = path.append, math.sqrt, toy_gradients  # local names: a faster loop
     for _ in range(steps):
-        d1, d2 = direction(*toy_gradients(x1, x2))
-        m1 = beta1 * m1 + (1 - beta1) * d1
-        m2 = beta1 * m2 + (1 - beta1) * d2
-        v1 = beta2 * v1 + (1 - beta2) * d1 * d1
-        v2 = beta2 * v2 + (1 - beta2) * d2 * d2
+        d1, d2 = direction(*gradients(x1, x2))
+        m1 = beta1 * m1 + rest1 * d1
+        m2 = beta1 * m2 + rest1 * d2
+        v1 = beta2 * v1 + rest2 * d1 * d1
+        v2 = beta2 * v2 + rest2 * d2 * d2
         power1 *= beta1
         power2 *= beta2
         step = lr / (1 - power1)
-        root = math.sqrt(1 - power2)
-        x1 -= step * m1 / (math.sqrt(v1) / root + eps)
-        x2 -= step * m2 / (math.sqrt(v2) / root + eps)
+        root = sqrt(1 - power2)
+        x1 -= step * m1 / (sqrt(v1) / root + eps)
+        x2 -= step * m2 / (sqrt(v2) / root + eps)
         append((x1, x2))
     return torch.tensor(path, dtype=torch.float64)
 

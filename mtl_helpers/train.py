@@ -24,6 +24,7 @@ training with a ``ValueError`` naming the task and the step.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -88,8 +89,10 @@ def task_losses(outputs: dict[str, Tensor], batch: Split, tasks: Sequence[Task])
 
 
 def _check_finite(losses: Tensor, tasks: Sequence[Task], epoch: int, step: int) -> None:
+    if math.isfinite(float(losses.detach().sum())):  # the fast path, every step: one number to read
+        return
     bad = ~torch.isfinite(losses)
-    if bad.any():
+    if bad.any():  # (else finite losses whose sum overflowed: nothing to report)
         i = int(bad.nonzero()[0])
         raise ValueError(f"Task {tasks[i].name!r} has a non-finite loss ({losses[i].item()}) at epoch {epoch}, "
                          f"step {step}: lower the learning rate, check the inputs and targets for NaN/inf, "
@@ -235,8 +238,8 @@ def fit(model: nn.Module, train: Split, tasks: Sequence[Task], *, epochs: int = 
     for epoch in range(1, epochs + 1):
         model.train()
         start, loss_sum, n_batches = time.perf_counter(), torch.zeros(len(tasks), device=device), 0
-        for index in torch.randperm(len(train), generator=generator).split(batch_size):
-            losses, grads = train_step(model, train.subset(index.to(device)), tasks, optimizer, weighting=weighting,
+        for batch in train.batches(batch_size, generator):
+            losses, grads = train_step(model, batch, tasks, optimizer, weighting=weighting,
                                        gradient_method=gradient_method, gradients_wrt=gradients_wrt,
                                        penalty=penalty, epoch=epoch, step=step)
             loss_sum += losses

@@ -86,6 +86,19 @@ def test_split_helpers_and_errors():
         Split(torch.zeros(3, 1), {})
 
 
+
+def test_batches_are_the_rows_of_each_chunk_of_one_permutation_masks_included():
+    split = Split(torch.arange(10.0)[:, None], {"a": torch.arange(10) * 2}).with_label_fraction("a", 0.5)
+    batches = list(split.batches(4, torch.Generator().manual_seed(3)))
+    chunks = torch.randperm(10, generator=torch.Generator().manual_seed(3)).split(4)
+    assert [len(b) for b in batches] == [4, 4, 2]
+    for batch, index in zip(batches, chunks, strict=True):
+        assert torch.equal(batch.x, split.x[index])
+        assert torch.equal(batch.y["a"], split.y["a"][index])
+        assert torch.equal(batch.masks["a"], split.masks["a"][index])
+    with pytest.raises(ValueError, match="batch_size"):
+        next(split.batches(0, torch.Generator()))
+
 def test_mmoe_generator_correlation_tracks_p():
     corr = []
     for p in (0.9, 0.1):

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import pytest
@@ -30,7 +31,7 @@ from mtl_helpers.experiments.nb02 import (
     with_stored_baselines,
 )
 from mtl_helpers.models import HardSharing, split_model, standard_network
-from mtl_helpers.protocol import Arm, Comparison, Run, run
+from mtl_helpers.protocol import Arm, Comparison, Run, run, sequential_runner
 from mtl_helpers.tasks import Task
 
 BUDGET = Budget(epochs=1, batch_size=16, lrs=(1e-2,), trunk_width=8, head_hidden=4)
@@ -156,6 +157,25 @@ def test_depth_sweep_runs_every_depth_with_the_same_seeds():
         depth_comparison(tuned, lr=0.5)
     with pytest.raises(ValueError, match="at least one depth"):
         depth_sweep(AD, [], [0])
+
+
+def test_depth_sweep_reuses_the_standard_networks_runs_for_the_whole_trunk_split():
+    calls = []
+
+    def counting(arm, data, lr, settings, seeds, device=None):
+        calls.append((tuple(settings), tuple(seeds)))
+        return sequential_runner(arm, data, lr, settings, seeds, device=device)
+
+    standard = [run(mtl_arm(AD), AD, lr=1e-2, seed=s) for s in (0, 1)]
+    whole_trunk = 2  # the MLP trunk's two layers
+    reused = depth_sweep(AD, [0, whole_trunk], [0, 1], lrs=[1e-2], runner=counting, standard_runs=standard)
+    assert calls == [((0,), (0,)), ((0,), (1,))]  # the whole-trunk split was not trained again
+    trained = depth_sweep(AD, [whole_trunk], [0, 1], lrs=[1e-2])
+    for got, want in zip(reused.runs[(1e-2, whole_trunk)], trained.runs[(1e-2, whole_trunk)], strict=True):
+        assert got.arm == "split" and got.setting == whole_trunk
+        assert got.val == want.val and got.test == want.test and got.best_epoch == want.best_epoch
+    with pytest.raises(ValueError, match="one arm's runs"):
+        depth_sweep(AD, [0], [0], lrs=[1e-2], standard_runs=[standard[0], replace(standard[1], arm="other")])
 
 
 def fake_runs(arm: str, values: list[float]) -> list[Run]:

@@ -115,6 +115,25 @@ def test_conv_trunk_shape_and_error():
         ConvTrunk(18)(torch.zeros(2, 18, 18))
 
 
+def test_conv_trunk_pools_before_relu_with_the_same_outputs_and_gradients_as_relu_first():
+    torch.manual_seed(0)
+    trunk = ConvTrunk(18)
+    conv1, pool1, relu1, conv2, pool2, relu2, flatten = trunk.features
+    assert isinstance(pool1, nn.MaxPool2d) and isinstance(relu1, nn.ReLU)  # the order this test is about
+    relu_first = nn.Sequential(conv1, relu1, pool1, conv2, relu2, pool2, flatten, trunk.project)
+    x = torch.randn(16, 1, 18, 18)
+    outputs = []
+    for net in (trunk, relu_first):
+        net.zero_grad()
+        out = net(x)
+        out.square().sum().backward()
+        outputs.append((out.detach(), [p.grad.clone() for p in trunk.parameters()]))
+    (out_a, grads_a), (out_b, grads_b) = outputs
+    assert torch.equal(out_a, out_b)
+    assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+    assert any(g.abs().sum() > 0 for g in grads_a)
+
+
 def test_standard_network_is_chosen_by_the_data_shape_not_its_name():
     assert isinstance(standard_network(MM).trunk, ConvTrunk)
     assert isinstance(standard_network(AD).trunk, nn.Sequential)
@@ -171,6 +190,20 @@ def test_split_model_spans_separate_towers_to_standard_hard_sharing(data):
     out = model(data.train.x[:4])
     assert set(out) == set(names) and out[names[0]].shape[0] == 4
     assert len(list(split_model(data, 0).shared_parameters())) == 0
+
+
+@pytest.mark.parametrize("data", [MM, AD])
+def test_split_model_draws_its_weights_as_the_standard_and_the_single_task_networks_do(data):
+    def seeded(build):
+        seed_everything(3)
+        return build()
+
+    whole_trunk = len(layer_groups(standard_network(data).trunk))
+    split, standard = seeded(lambda: split_model(data, whole_trunk)), seeded(lambda: standard_network(data))
+    assert all(torch.equal(a, b) for a, b in zip(split.parameters(), standard.parameters(), strict=True))
+    first = data.task_names[0]
+    towers, alone = seeded(lambda: split_model(data, 0)), seeded(lambda: standard_network(data, [first]))
+    assert all(torch.equal(a, b) for a, b in zip(towers.heads[first].parameters(), alone.parameters(), strict=True))
 
 
 def test_split_model_rejects_bad_depths_and_empty_task_lists():

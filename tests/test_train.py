@@ -5,7 +5,7 @@ from mtl_helpers.conflict import set_grad
 from mtl_helpers.data import Split
 from mtl_helpers.models import ConvTrunk, HardSharing, make_head, mlp
 from mtl_helpers.tasks import Task
-from mtl_helpers.train import evaluate, fit, selection_score, task_losses, train_step
+from mtl_helpers.train import _check_finite, evaluate, fit, selection_score, task_losses, train_step
 from mtl_helpers.utils import seed_everything
 
 TASKS = [Task("cls", "classification", 3), Task("reg", "regression")]
@@ -46,6 +46,12 @@ def test_fit_stops_on_nan_loss_naming_task_and_step():
     split.y["reg"][3] = float("nan")
     with pytest.raises(ValueError, match=r"Task 'reg' has a non-finite loss .* step 0"):
         fit(toy_model(), split, TASKS, epochs=1, batch_size=64, verbose=False)
+
+
+def test_finite_check_names_the_bad_task_and_lets_a_finite_overflowing_sum_pass():
+    _check_finite(torch.tensor([3e38, 3e38]), TASKS, epoch=1, step=2)  # finite, though their sum is inf
+    with pytest.raises(ValueError, match=r"Task 'cls' has a non-finite loss \(inf\) at epoch 1, step 2"):
+        _check_finite(torch.tensor([float("inf"), 1.0]), TASKS, epoch=1, step=2)
 
 
 def test_fit_rejects_unknown_task_empty_tasks_and_both_hooks():

@@ -11,7 +11,7 @@ the datasets are small, and indexing a tensor is far faster on a CPU than a ``Da
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -95,6 +95,23 @@ class Split:
         """The rows ``index`` of this split (targets and masks follow)."""
         return Split(self.x[index], {k: v[index] for k, v in self.y.items()},
                      {k: v[index] for k, v in self.masks.items()})
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Split]:
+        """One epoch of mini-batches in a random order drawn from ``generator``.
+
+        Batch k holds the rows perm[kB : (k+1)B] of a random permutation perm. The split is
+        gathered once in that order and cut into consecutive slices (views, no copy): the same
+        batches as indexing with each chunk of perm, with one gather per epoch instead of one
+        per step (a tenth of a small MLP's step).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        order = torch.randperm(len(self), generator=generator).to(self.x.device)
+        shuffled = self.subset(order)
+        for start in range(0, len(self), batch_size):
+            end = start + batch_size
+            yield Split(shuffled.x[start:end], {k: v[start:end] for k, v in shuffled.y.items()},
+                        {k: v[start:end] for k, v in shuffled.masks.items()})
 
     def take(self, n: int, seed: int = 0) -> Split:
         """A random subset of ``n`` rows (the same rows for the same seed)."""

@@ -40,8 +40,8 @@ from ..costs import inference_flops, step_cost
 from ..course import BUDGETS, reference_baselines
 from ..data import Budget, MultiTaskDataset, Split, adult_features, adult_labels, split_adult_frames
 from ..metrics import auc
-from ..models import HardSharing, split_model, standard_network
-from ..protocol import Arm, Comparison, Run, Runner, Tuned, compare, tune
+from ..models import HardSharing, layer_groups, split_model, standard_network
+from ..protocol import Arm, Comparison, Run, Runner, Tuned, compare, reusing_runner, sequential_runner, tune
 from ..tasks import Task
 from ..train import predict, train_step
 from ..utils import count_parameters
@@ -274,14 +274,26 @@ def draw_low_data(comparison: Comparison, task: str, references: Mapping[str, fl
 
 def depth_sweep(dataset: MultiTaskDataset, depths: Sequence[int], seeds: Sequence[int],
                 lrs: Sequence[float] | None = None, runner: Runner | None = None,
-                device: torch.device | str | None = None) -> Tuned:
+                device: torch.device | str | None = None, standard_runs: Sequence[Run] = ()) -> Tuned:
     """The split depth as an arm's setting: :func:`~mtl_helpers.models.split_model` for every
     depth, every learning rate of ``lrs`` (default: the budget's grid) and every seed, through
     :func:`~mtl_helpers.protocol.tune`. The depth (and lr) is chosen on the mean validation
-    score over *all* ``seeds``, so every depth is run with the same seeds."""
+    score over *all* ``seeds``, so every depth is run with the same seeds.
+
+    The split after the whole trunk *is* ``standard_network(dataset)``, weights included
+    (:func:`~mtl_helpers.models.split_model`): ``standard_runs``, that network's runs through
+    the same protocol on ``dataset`` (e.g. notebook 02's MTL arm), are reused for that depth
+    where their learning rate and seed match, instead of being trained again."""
     if not depths or not seeds:
         raise ValueError("depth_sweep needs at least one depth and one seed.")
     arm = Arm("split", lambda k: split_model(dataset, k), settings=list(depths))
+    if standard_runs:
+        names = {r.arm for r in standard_runs}
+        if len(names) != 1:
+            raise ValueError(f"standard_runs must be one arm's runs, got arms {sorted(names)}.")
+        whole_trunk = len(layer_groups(standard_network(dataset).trunk))
+        runner = reusing_runner({(arm.name, whole_trunk): names.pop()}, runner or sequential_runner,
+                                earlier=(dataset, standard_runs))
     return tune(arm, dataset, seeds=list(seeds), runner=runner, device=device, lrs=lrs)
 
 

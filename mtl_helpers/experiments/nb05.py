@@ -8,8 +8,9 @@
   :func:`static_weight_arm` — the simplest fix, a static weighting whose setting λ is the
   right task's share (λ = ½ is equal weights, bit for bit);
 * :func:`training_subset` — the same data and budget on fewer training rows (the notebook's
-  comparison, stated in its text); :func:`reusing_runner` — a runner that does not train twice
-  what is the same run under two names (the static arm at λ = ½ *is* the equal-weights arm);
+  comparison, stated in its text); :func:`mtl_helpers.protocol.reusing_runner` (re-exported
+  here) does not train twice what is the same run under two names (the static arm at λ = ½
+  *is* the equal-weights arm);
 * :func:`comparison_arms`, :func:`grid_comparison` — the notebook's seven arms through the
   protocol; run as ``python -m mtl_helpers.experiments.nb05`` (about 3 CPU-minutes) it checks
   the notebook's reduced comparison: the budget's whole lr grid on the notebook's 1 500 pairs,
@@ -25,8 +26,7 @@ The cost per step is :func:`mtl_helpers.costs.step_cost_table`, as in every note
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -36,7 +36,7 @@ from ..conflict import make_direction, per_task_gradients
 from ..data import MultiTaskDataset, Split
 from ..metrics import PairedDifference, format_mean_std, paired_difference
 from ..models import standard_network
-from ..protocol import Arm, Comparison, Run, Runner, compare, sequential_runner
+from ..protocol import Arm, Comparison, compare, reusing_runner
 from ..tasks import Task
 from ..train import task_losses
 from ..weighting import StaticWeighting
@@ -117,37 +117,6 @@ def training_subset(dataset: MultiTaskDataset, n_train: int, seed: int = 0) -> M
     makes a many-arm, many-seed comparison affordable. Say so beside its result."""
     return dataclasses.replace(dataset, train=dataset.train.take(n_train, seed=seed),
                                info={**dataset.info, "training subset": n_train})
-
-
-def reusing_runner(aliases: Mapping[tuple[str, Any], str], runner: Runner = sequential_runner) -> Runner:
-    """A protocol runner that does not train the same run twice under two names.
-
-    ``aliases[(arm, setting)] = other`` declares that ``arm`` at ``setting`` trains exactly as
-    the arm ``other`` (same model, same loss, same seeds): e.g. ``{(STATIC, 0.5): EQUAL}``,
-    since the static weighting at λ = ½ is the plain sum. Once ``other`` has run at a learning
-    rate and seed on a dataset, the request for ``arm`` at ``setting`` gets that run back
-    (renamed); anything else is trained by ``runner``. Give ``other`` first in ``compare``.
-    """
-    sources = set(aliases.values())
-    done: dict[tuple[int, str, float, int], Run] = {}
-
-    def run_all(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: Sequence[Any], seeds: Sequence[int],
-                device: torch.device | str | None = None) -> list[Run]:
-        out = []
-        for setting in settings:
-            source = aliases.get((arm.name, setting))
-            for seed in seeds:
-                key = (id(dataset), source, lr, seed)
-                if source is not None and key in done:
-                    out.append(dataclasses.replace(done[key], arm=arm.name, setting=setting))
-                    continue
-                result = runner(arm, dataset, lr, [setting], [seed], device=device)[0]
-                if arm.name in sources:
-                    done[(id(dataset), arm.name, lr, seed)] = result
-                out.append(result)
-        return out
-
-    return run_all
 
 
 def comparison_arms(dataset: MultiTaskDataset, c: float = 0.4, lambdas: Sequence[float] = LAMBDAS) -> list[Arm]:

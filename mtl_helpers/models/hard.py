@@ -108,16 +108,24 @@ def layer_groups(model: nn.Module) -> list[nn.Sequential]:
 def split_model(dataset: MultiTaskDataset, n_shared: int, task_names: Sequence[str] | None = None) -> HardSharing:
     """The standard network with its first ``n_shared`` layers shared and the rest per task.
 
-    Every task's tower is ``standard_network(dataset, [task])`` cut into layers: layers
-    1..n_shared become the shared trunk (taken from the first task's tower), layers
-    n_shared+1..L stay in each task's head. ``n_shared = 0`` gives separate towers (T
-    single-task nets side by side); ``n_shared = L − 1`` shares everything but the output
-    layers; ``len(layer_groups(standard_network(dataset).trunk))`` reproduces ``standard_network(dataset)``.
+    Every task's tower is a trunk and its head, cut into layers: layers 1..n_shared become the
+    shared trunk (taken from the first task's tower), layers n_shared+1..L stay in each task's
+    head. ``n_shared = 0`` gives separate towers (T single-task nets side by side);
+    ``n_shared = L − 1`` shares everything but the output layers;
+    ``len(layer_groups(standard_network(dataset).trunk))`` reproduces ``standard_network(dataset)``.
+
+    The initial weights are drawn as ``standard_network(dataset)`` draws them (trunk, then each
+    head), and only then the other tasks' own trunks. So, after the same seed, the first task's
+    tower starts as the single-task net ``standard_network(dataset, [first])`` does, and the
+    split after the whole trunk starts as ``standard_network(dataset)`` does: the same weights,
+    the same run (notebook 02 reuses those runs instead of training them twice).
     """
     names = list(task_names) if task_names is not None else [t.name for t in dataset.tasks]
     if not names:
         raise ValueError("split_model needs at least one task name.")
-    towers = {name: layer_groups(standard_network(dataset, [name])) for name in names}
+    full = standard_network(dataset, names)
+    trunks = {names[0]: full.trunk} | {name: standard_network(dataset, [name]).trunk for name in names[1:]}
+    towers = {name: layer_groups(trunks[name]) + layer_groups(full.heads[name]) for name in names}
     depth = len(towers[names[0]])
     if not isinstance(n_shared, int) or not 0 <= n_shared <= depth - 1:
         raise ValueError(f"n_shared must be an int in 0..{depth - 1} for {dataset.name!r} (the output layer is "

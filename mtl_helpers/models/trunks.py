@@ -25,21 +25,24 @@ def mlp(in_dim: int, hidden: Sequence[int], dropout: float = 0.0) -> nn.Sequenti
 class ConvTrunk(nn.Module):
     """A small LeNet-style trunk for MultiMNIST images (1 × s × s).
 
-    conv(1→c₁, 3×3) → ReLU → max-pool 2 → conv(c₁→c₂, 3×3) → ReLU → max-pool 2 → flatten
+    conv(1→c₁, 3×3) → max-pool 2 → ReLU → conv(c₁→c₂, 3×3) → max-pool 2 → ReLU → flatten
     → linear(→ out_dim) → ReLU. Sener & Koltun use 10/20 channels with 5×5 kernels and a
     50-unit output on 28×28 inputs; this is the same shape, shrunk for a CPU.
 
     The conv weights are stored channels-last (NHWC), so the feature maps are too: with a few
     channels, PyTorch's CPU max-pool is several times faster in that layout, and a training step
-    about 30 % faster (the numbers are the same up to float rounding).
+    about 30 % faster (the numbers are the same up to float rounding). Pooling comes before the
+    ReLU: max and ReLU commute (ReLU is increasing, so max(relu(a), relu(b)) = relu(max(a, b))),
+    the outputs and gradients are the same floats, and the ReLU runs on 4× fewer values (about
+    10 % off a step).
     """
 
     def __init__(self, image_size: int = 18, channels: tuple[int, int] = (8, 16), out_dim: int = 64) -> None:
         super().__init__()
         c1, c2 = channels
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+            nn.Conv2d(1, c1, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten())
         side = image_size // 2 // 2
         self.project = nn.Sequential(nn.Linear(c2 * side * side, out_dim), nn.ReLU())
         self.out_dim = out_dim
