@@ -1,5 +1,7 @@
 import hashlib
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -178,3 +180,20 @@ def test_synthetic_generators_are_seeded_and_shaped():
     assert toy.y["t1"].abs().max() > 10 * toy.y["t0"].abs().max()
     with pytest.raises(ValueError, match="sigmas"):
         gradnorm_toy_data([])
+
+
+def test_adult_features_one_hot_train_categories_and_leave_unseen_ones_at_zero():
+    from mtl_helpers.data.adult import ADULT_COLUMNS, adult_features
+
+    def frame(workclass):
+        n = len(workclass)
+        columns = {c: ["x"] * n for c in ADULT_COLUMNS} | {c: [1.0 + i for i in range(n)] for c in
+                                                            ("age", "fnlwgt", "education_num", "capital_gain",
+                                                             "capital_loss", "hours_per_week")}
+        return pd.DataFrame(columns | {"workclass": workclass})
+
+    x_train, x_other, names = adult_features(frame(["Private", "State-gov", "Private"]), frame(["State-gov", "Never"]))
+    cols = [names.index("workclass=Private"), names.index("workclass=State-gov")]
+    assert x_train[:, cols].tolist() == [[1, 0], [0, 1], [1, 0]]
+    assert x_other[:, cols].tolist() == [[0, 1], [0, 0]]  # an unseen category: no column set
+    assert x_train.dtype == np.float32 and not any(n.startswith("marital_status") for n in names)

@@ -49,10 +49,18 @@ def adult_features(train: pd.DataFrame, other: pd.DataFrame) -> tuple[np.ndarray
         [((other[ADULT_NUMERIC] - mean) / std).to_numpy()], list(ADULT_NUMERIC)
     for col in categorical:
         cats = sorted(train[col].unique())
-        blocks_tr.append((train[col].to_numpy()[:, None] == np.array(cats)[None]).astype(np.float64))
-        blocks_ot.append((other[col].to_numpy()[:, None] == np.array(cats)[None]).astype(np.float64))
+        blocks_tr.append(_one_hot(train[col], cats))
+        blocks_ot.append(_one_hot(other[col], cats))
         names += [f"{col}={c}" for c in cats]
     return np.hstack(blocks_tr).astype(np.float32), np.hstack(blocks_ot).astype(np.float32), names
+
+
+def _one_hot(values: pd.Series, categories: list[str]) -> np.ndarray:
+    """(N, C) 0/1 rows: row i has a 1 in the column of its category, none if it is not in
+    ``categories`` (looked up as integer codes: far faster than comparing strings)."""
+    codes = pd.Index(categories).get_indexer(values)  # −1 where unseen
+    table = np.vstack([np.eye(len(categories)), np.zeros((1, len(categories)))])  # row −1: all zeros
+    return table[codes]
 
 
 def adult_labels(df: pd.DataFrame) -> dict[str, Tensor]:
