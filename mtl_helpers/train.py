@@ -112,20 +112,34 @@ def _gradient_step(model: nn.Module, batch: Split, tasks: Sequence[Task], method
 
     The T backward passes that build G also give each head its own task's gradient (the heads
     ride along, :func:`~mtl_helpers.conflict.per_task_gradients`), and each pass starts from its
-    own task's loss, so it runs that task's head only.
+    own task's loss, so it runs that task's head only. With ``wrt="representation"`` and a model
+    with ``heads`` (:class:`~mtl_helpers.models.HardSharing`) each head reads its own detached
+    copy z_i of z: L_i depends on z_i alone, so one backward pass of Σ_i L_i gives every
+    ∇_z L_i = ∇_{z_i} L_i separately (and the heads their gradients), then one pass takes the
+    trunk from z: two backward passes whatever T is.
     """
     shared, heads = _shared_and_head_params(model)
+    copies = None
     if wrt == "parameters":
         outputs = model(batch.x)
     elif wrt == "representation":
         z = model.encode(batch.x)
-        outputs = model.decode(z)
+        if isinstance(getattr(model, "heads", None), nn.ModuleDict):  # each head reads its own copy of z
+            copies = {task.name: z.detach().requires_grad_() for task in tasks}
+            outputs = {name: model.heads[name](copy) for name, copy in copies.items()}
+        else:
+            outputs = model.decode(z)
     else:
         raise ValueError(f"gradients_wrt must be 'parameters' or 'representation', got {wrt!r}.")
     per_task = [task_losses(outputs, batch, [task])[0] for task in tasks]  # not one stack: see above
     losses = torch.stack([loss.detach() for loss in per_task])
     _check_finite(losses, tasks, epoch, step)
-    if wrt == "parameters":
+    if copies is not None:  # L_i reaches z only through its own copy: one backward pass of Σ L_i
+        torch.stack(per_task).sum().backward()  # gives every ∇_z L_i apart, and the heads their gradients
+        grads = torch.stack([(torch.zeros_like(c) if c.grad is None else c.grad).reshape(-1) for c in copies.values()])
+        direction = _checked(method(grads), grads)
+        z.backward(direction.view_as(z))  # the trunk gets J_zᵀ d: one backward pass
+    elif wrt == "parameters":
         grads = per_task_gradients(per_task, shared, retain_graph=False, task_params=heads)  # T trunk passes
         direction = _checked(method(grads), grads)
         if direction.untyped_storage().data_ptr() == grads.untyped_storage().data_ptr():

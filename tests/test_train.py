@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from mtl_helpers.conflict import set_grad
 from mtl_helpers.data import Split
@@ -125,6 +126,46 @@ def test_representation_gradients_run_and_train():
     assert seen[0] == (2, 64 * 16)  # gradients w.r.t. z of the whole batch
     with pytest.raises(ValueError, match="gradients_wrt"):
         fit(model, toy_split(), TASKS, gradient_method=lambda g: g.sum(0), gradients_wrt="weights", verbose=False)
+
+
+class EncodeDecodeOnly(nn.Module):
+    """The same network behind encode/decode only (no ``heads``): the T-pass representation path."""
+
+    def __init__(self, inner: HardSharing) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def encode(self, x):
+        return self.inner.encode(x)
+
+    def decode(self, z):
+        return self.inner.decode(z)
+
+    def forward(self, x):
+        return self.inner(x)
+
+    def shared_parameters(self):
+        return self.inner.shared_parameters()
+
+    def task_parameters(self):
+        return self.inner.task_parameters()
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_representation_step_with_head_copies_equals_one_head_pass_per_task(masked):
+    split = toy_split(128)
+    if masked:
+        split = split.with_label_fraction("reg", 0.1)
+    trained, graphs = [], []
+    for wrap in (lambda m: m, EncodeDecodeOnly):
+        seed_everything(0)
+        model = wrap(toy_model())
+        fit(model, split, TASKS, epochs=3, batch_size=32, lr=1e-2, gradient_method="mgda",
+            gradients_wrt="representation", on_step=lambda info: graphs.append(info.grads), verbose=False)
+        trained.append([p.detach() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*trained, strict=True))
+    n = len(graphs) // 2
+    assert all(torch.equal(a, b) for a, b in zip(graphs[:n], graphs[n:], strict=True))
 
 
 def test_masked_labels_are_ignored():
