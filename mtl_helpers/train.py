@@ -99,10 +99,16 @@ def _check_finite(losses: Tensor, tasks: Sequence[Task], epoch: int, step: int) 
                          f"or check that the head's output suits the loss.")
 
 
-def _shared_and_head_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+def _require_shared_and_heads(model: nn.Module) -> None:
     if not hasattr(model, "shared_parameters") or not hasattr(model, "task_parameters"):
         raise ValueError("A gradient_method needs a model with shared_parameters() and task_parameters() "
                          "(e.g. HardSharing).")
+
+
+def _shared_and_head_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """The trunk's and the heads' parameters. Listing them walks the module tree, which costs
+    about as much as a small head's backward pass: a step lists only what it uses."""
+    _require_shared_and_heads(model)
     return list(model.shared_parameters()), list(model.task_parameters())
 
 
@@ -118,7 +124,7 @@ def _gradient_step(model: nn.Module, batch: Split, tasks: Sequence[Task], method
     ∇_z L_i = ∇_{z_i} L_i separately (and the heads their gradients), then one pass takes the
     trunk from z: two backward passes whatever T is.
     """
-    shared, heads = _shared_and_head_params(model)
+    _require_shared_and_heads(model)
     copies = None
     if wrt == "parameters":
         outputs = model(batch.x)
@@ -140,6 +146,7 @@ def _gradient_step(model: nn.Module, batch: Split, tasks: Sequence[Task], method
         direction = _checked(method(grads), grads)
         z.backward(direction.view_as(z))  # the trunk gets J_zᵀ d: one backward pass
     elif wrt == "parameters":
+        shared, heads = _shared_and_head_params(model)
         grads = per_task_gradients(per_task, shared, retain_graph=False, task_params=heads)  # T trunk passes
         direction = _checked(method(grads), grads)
         if direction.untyped_storage().data_ptr() == grads.untyped_storage().data_ptr():
@@ -147,7 +154,7 @@ def _gradient_step(model: nn.Module, batch: Split, tasks: Sequence[Task], method
         for p, d in zip(shared, direction.contiguous().split([p.numel() for p in shared])):
             set_grad(p, d.view_as(p))
     else:  # ∇_z L_i: T backward passes through the heads only, then one through the trunk
-        grads = per_task_gradients(per_task, [z], retain_graph=False, task_params=heads)
+        grads = per_task_gradients(per_task, [z], retain_graph=False, task_params=list(model.task_parameters()))
         direction = _checked(method(grads), grads)
         z.backward(direction.view_as(z))  # the trunk gets J_zᵀ d: one backward pass
     return losses, grads

@@ -239,3 +239,17 @@ def test_set_grad_keeps_the_parameter_layout_and_rejects_a_wrong_shape():
     assert weight.grad.stride() == weight.stride() and torch.equal(weight.grad, torch.ones(weight.shape))
     with pytest.raises(ValueError, match="cannot be the .grad"):
         set_grad(weight, torch.ones(weight.numel()))
+
+
+@pytest.mark.parametrize("wrt", ["parameters", "representation"])
+def test_a_gradient_method_needs_a_model_with_shared_and_task_parameters(wrt):
+    class NoSplit(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = toy_model()
+
+        def forward(self, x):
+            return self.inner(x)
+
+    with pytest.raises(ValueError, match="shared_parameters\\(\\) and task_parameters\\(\\)"):
+        fit(NoSplit(), toy_split(), TASKS, gradient_method="mgda", gradients_wrt=wrt, verbose=False)
