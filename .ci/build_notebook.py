@@ -30,7 +30,9 @@ def build(path: Path) -> float:
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     start = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=600, kernel_name="python3",
+        # 180 s: no cell takes a minute, and the timeout bounds a missed zmq wake-up (pyzmq's
+        # asyncio poll re-checks the socket only when it fires; tests/test_student_copies.py).
+        NotebookClient(nb, timeout=180, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:  # write even a failed run, so its error output can be read in the notebook
         seconds = time.perf_counter() - start
