@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from .conflict import make_direction, per_task_gradients, set_grad
 from .data import Split
+from .models import HardSharing
 from .tasks import Task, check_tasks
 from .utils import quiet
 from .weighting import make_weighting
@@ -118,8 +119,8 @@ def _gradient_step(model: nn.Module, batch: Split, tasks: Sequence[Task], method
 
     The T backward passes that build G also give each head its own task's gradient (the heads
     ride along, :func:`~mtl_helpers.conflict.per_task_gradients`), and each pass starts from its
-    own task's loss, so it runs that task's head only. With ``wrt="representation"`` and a model
-    with ``heads`` (:class:`~mtl_helpers.models.HardSharing`) each head reads its own detached
+    own task's loss, so it runs that task's head only. With ``wrt="representation"`` and
+    :class:`~mtl_helpers.models.HardSharing`'s decode (one head per task) each head reads its own detached
     copy z_i of z: L_i depends on z_i alone, so one backward pass of Σ_i L_i gives every
     ∇_z L_i = ∇_{z_i} L_i separately (and the heads their gradients), then one pass takes the
     trunk from z: two backward passes whatever T is.
@@ -130,8 +131,8 @@ def _gradient_step(model: nn.Module, batch: Split, tasks: Sequence[Task], method
         outputs = model(batch.x)
     elif wrt == "representation":
         z = model.encode(batch.x)
-        if isinstance(getattr(model, "heads", None), nn.ModuleDict):  # each head reads its own copy of z
-            copies = {task.name: z.detach().requires_grad_() for task in tasks}
+        if type(model).decode is HardSharing.decode:  # decode = one head per task: give each its own copy of z
+            copies = {t.name: z.detach().requires_grad_() for t in tasks if t.name in model.heads}
             outputs = {name: model.heads[name](copy) for name, copy in copies.items()}
         else:
             outputs = model.decode(z)

@@ -253,3 +253,9 @@ def test_a_gradient_method_needs_a_model_with_shared_and_task_parameters(wrt):
 
     with pytest.raises(ValueError, match="shared_parameters\\(\\) and task_parameters\\(\\)"):
         fit(NoSplit(), toy_split(), TASKS, gradient_method="mgda", gradients_wrt=wrt, verbose=False)
+
+
+def test_representation_step_names_a_task_the_model_has_no_head_for():
+    model = HardSharing(mlp(5, [16]), {"cls": make_head(16, TASKS[0])})  # no head for "reg"
+    with pytest.raises(ValueError, match="no output for task 'reg'"):
+        fit(model, toy_split(), TASKS, gradient_method="mgda", gradients_wrt="representation", verbose=False)
