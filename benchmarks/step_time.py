@@ -7,8 +7,9 @@
     python benchmarks/step_time.py --rounds 0 --profile --allocator default --trunks conv   # page faults
 
 Every arm runs one whole optimisation step on the same model (its own copy, same initial
-weights), the same batch of 256 and Adam: forward, the per-task gradients, the method's update
-direction, the optimizer step. The course's arms call :func:`mtl_helpers.train.train_step`, the
+weights), the same batch of 256 and the optimizer ``fit`` builds (:func:`mtl_helpers.train.make_optimizer`:
+Adam, fused): forward, the per-task gradients, the method's update direction, the optimizer
+step. The course's arms call :func:`mtl_helpers.train.train_step`, the
 very function ``fit`` loops over, with the names resolved by ``fit``'s own ``resolve_methods``.
 torchjd's arms run ``mtl_backward`` (a vmapped Jacobian of the features) and ``jac_to_grad``
 with its aggregator. LibMTL's arms call its weighting classes' ``backward`` (T
@@ -56,7 +57,7 @@ from mtl_helpers.data import Split  # noqa: E402
 from mtl_helpers.models import HardSharing  # noqa: E402
 from mtl_helpers.models.trunks import ConvTrunk, make_head, mlp  # noqa: E402
 from mtl_helpers.tasks import Task  # noqa: E402
-from mtl_helpers.train import resolve_methods, train_step  # noqa: E402
+from mtl_helpers.train import make_optimizer, resolve_methods, train_step  # noqa: E402
 from mtl_helpers.utils import time_interleaved  # noqa: E402
 
 # The course's arms: label → fit options (exactly what a notebook passes to ``fit``).
@@ -101,7 +102,7 @@ def course_step(model: nn.Module, batch: Split, tasks: list[Task], options: dict
                 optimizer: torch.optim.Optimizer | None = None) -> Step:
     """One real ``train_step``, the function ``fit`` calls, with fit's name resolution and Adam."""
     weighting, method = resolve_methods(model, tasks, None, options.get("gradient_method"))
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = optimizer or make_optimizer(model.parameters())
     wrt = options.get("gradients_wrt", "parameters")
     return lambda: train_step(model, batch, tasks, optimizer, weighting=weighting, gradient_method=method,
                               gradients_wrt=wrt)
@@ -116,7 +117,7 @@ def torchjd_arms(n_tasks: int) -> dict[str, Builder]:
     def build(make_aggregator: Callable[[], object]) -> Builder:
         def make(model: HardSharing, batch: Split, tasks: list[Task]) -> Step:
             aggregator, shared = make_aggregator(), list(model.shared_parameters())
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            optimizer = make_optimizer(model.parameters())
 
             def step() -> None:
                 optimizer.zero_grad(set_to_none=True)
@@ -191,7 +192,7 @@ def libmtl_arms(n_tasks: int) -> dict[str, Builder]:
                 return {name: head(self.rep_tasks[name]) for name, head in self.net.heads.items()}
 
         def make(model: HardSharing, batch: Split, tasks: list[Task]) -> Step:
-            runner, optimizer = Runner(model, tasks), torch.optim.Adam(model.parameters(), lr=1e-3)
+            runner, optimizer = Runner(model, tasks), make_optimizer(model.parameters())
 
             def step() -> None:
                 optimizer.zero_grad()
@@ -349,7 +350,7 @@ def profile(trunk: str, n_tasks: int, names: list[str], steps: int = 40, rows: i
             if "gradient_method" in options:
                 method = resolve_methods(model, tasks, None, options["gradient_method"])[1]
                 options["gradient_method"] = timed(PHASES[2], method)
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            optimizer = make_optimizer(model.parameters())
             optimizer.step = timed(PHASES[4], optimizer.step)
             step = course_step(model, batch, tasks, options, optimizer)
             for _ in range(3):

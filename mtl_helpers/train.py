@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -138,15 +138,18 @@ def _gradient_step(model: nn.Module, batch: Split, tasks: Sequence[Task], method
             outputs = model.decode(z)
     else:
         raise ValueError(f"gradients_wrt must be 'parameters' or 'representation', got {wrt!r}.")
-    per_task = [task_losses(outputs, batch, [task])[0] for task in tasks]  # not one stack: see above
-    losses = torch.stack([loss.detach() for loss in per_task])
-    _check_finite(losses, tasks, epoch, step)
     if copies is not None:  # L_i reaches z only through its own copy: one backward pass of Σ L_i
-        torch.stack(per_task).sum().backward()  # gives every ∇_z L_i apart, and the heads their gradients
+        losses = task_losses(outputs, batch, tasks)
+        _check_finite(losses, tasks, epoch, step)
+        losses.sum().backward()  # gives every ∇_z L_i apart, and the heads their gradients
         grads = torch.stack([(torch.zeros_like(c) if c.grad is None else c.grad).reshape(-1) for c in copies.values()])
         direction = _checked(method(grads), grads)
         z.backward(direction.view_as(z))  # the trunk gets J_zᵀ d: one backward pass
-    elif wrt == "parameters":
+        return losses.detach(), grads
+    per_task = [task_losses(outputs, batch, [task])[0] for task in tasks]  # T passes: not one stack, see above
+    losses = torch.stack([loss.detach() for loss in per_task])
+    _check_finite(losses, tasks, epoch, step)
+    if wrt == "parameters":
         shared, heads = _shared_and_head_params(model)
         grads = per_task_gradients(per_task, shared, retain_graph=False, task_params=heads)  # T trunk passes
         direction = _checked(method(grads), grads)
@@ -201,6 +204,12 @@ def _fusable(params: list[Tensor]) -> bool:
     return all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
 
+def make_optimizer(params: Iterable[nn.Parameter], lr: float = 1e-3, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """The optimizer :func:`fit` trains with: Adam, with its fused kernel wherever it can run."""
+    params = list(params)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=_fusable(params))
+
+
 def selection_score(metrics: dict[str, float], tasks: Sequence[Task]) -> float:
     """The default validation score a run is selected on: the mean over tasks of the metric,
     negated where lower is better (RMSE). With tasks in different units, pass your own."""
@@ -253,7 +262,7 @@ def fit(model: nn.Module, train: Split, tasks: Sequence[Task], *, epochs: int = 
     if isinstance(weighting, nn.Module):
         weighting.to(device)
         params += list(weighting.parameters())
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=_fusable(params))
+    optimizer = make_optimizer(params, lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     show = (not quiet()) if verbose is None else verbose
     history, step, best = History(), 0, (-float("inf"), None)

@@ -6,7 +6,7 @@ from mtl_helpers.conflict import set_grad
 from mtl_helpers.data import Split
 from mtl_helpers.models import ConvTrunk, HardSharing, make_head, mlp
 from mtl_helpers.tasks import Task
-from mtl_helpers.train import _check_finite, evaluate, fit, selection_score, task_losses, train_step
+from mtl_helpers.train import _check_finite, evaluate, fit, make_optimizer, selection_score, task_losses, train_step
 from mtl_helpers.utils import seed_everything
 
 TASKS = [Task("cls", "classification", 3), Task("reg", "regression")]
@@ -259,3 +259,15 @@ def test_representation_step_names_a_task_the_model_has_no_head_for():
     model = HardSharing(mlp(5, [16]), {"cls": make_head(16, TASKS[0])})  # no head for "reg"
     with pytest.raises(ValueError, match="no output for task 'reg'"):
         fit(model, toy_split(), TASKS, gradient_method="mgda", gradients_wrt="representation", verbose=False)
+
+
+def test_make_optimizer_is_fits_adam_fused_where_the_kernel_can_run():
+    """The benchmark times steps with the optimizer fit trains with: Adam, fused on CPU floats."""
+    layer = torch.nn.Linear(3, 2)
+    optimizer = make_optimizer(layer.parameters(), lr=0.01, weight_decay=0.1)
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert optimizer.defaults["fused"] is True
+    assert (optimizer.defaults["lr"], optimizer.defaults["weight_decay"]) == (0.01, 0.1)
+    assert len(optimizer.param_groups[0]["params"]) == 2  # a generator is listed once, not exhausted
+    on_meta = torch.nn.Linear(3, 2, device="meta")
+    assert not make_optimizer(on_meta.parameters()).defaults["fused"]
