@@ -16,6 +16,7 @@ from mtl_helpers.conflict import (
     combine,
     conflicts,
     gradient_cosine,
+    gram,
     make_direction,
     mgda_weights,
     min_norm_weights,
@@ -283,3 +284,17 @@ def test_recorder_needs_gradients():
     with pytest.raises(ValueError):
         fit(model, split, tasks, epochs=1, on_step=recorder, verbose=False)
     assert check_grads(G([1, 0])).shape == (1, 2)
+
+
+def test_gram_reads_non_finite_gradients_off_its_trace():
+    """gram(check=True) tests one number, the trace Σ‖g_i‖², for NaN/inf in any row; a finite G
+    whose squares overflow float64 is not an error (the exact test on G decides)."""
+    g = torch.tensor([[3.0, 4.0], [1.0, -2.0]])
+    assert torch.equal(gram(g, check=True), torch.tensor([[25.0, -5.0], [-5.0, 5.0]], dtype=torch.float64))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        broken = g.clone()
+        broken[1, 0] = bad
+        with pytest.raises(ValueError, match="NaN or inf"):
+            gram(broken, check=True)
+    huge = torch.tensor([[1e200, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    assert gram(huge, check=True)[0, 0] == float("inf")
