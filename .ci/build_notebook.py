@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
+
+from mtl_helpers.lecture.execute import run_notebook
 
 
 def clean(nb: nbformat.NotebookNode) -> None:
@@ -30,10 +31,7 @@ def build(path: Path) -> float:
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     start = time.perf_counter()
     try:
-        # 180 s: no cell takes a minute, and the timeout bounds a missed zmq wake-up (pyzmq's
-        # asyncio poll re-checks the socket only when it fires; tests/test_student_copies.py).
-        NotebookClient(nb, timeout=180, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        run_notebook(nb, path.parent)  # waits for the kernel in 1 s slices (mtl_helpers/lecture/execute.py)
     finally:  # write even a failed run, so its error output can be read in the notebook
         seconds = time.perf_counter() - start
         clean(nb)

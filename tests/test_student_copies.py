@@ -12,8 +12,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
+from mtl_helpers.lecture.execute import run_notebook
 from mtl_helpers.lecture.student import SolutionRegionError, student_notebook
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9]*.ipynb"))
@@ -39,12 +39,7 @@ def test_student_copy_raises_only_not_implemented_in_exercises(path: Path, tmp_p
     target = tmp_path / path.name
     nbformat.write(student, target)
 
-    # The cell timeout is also how long a missed wake-up can hold the client: pyzmq's asyncio
-    # poll looks at the socket again only when its timeout fires, finds the reply that was
-    # there all along, and goes on (seen under load in CI: a student copy waited the whole
-    # 600 s, then passed). No cell takes half a minute even under load; 120 s bounds that wait.
-    NotebookClient(student, timeout=120, allow_errors=True, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    run_notebook(student, tmp_path, allow_errors=True)  # waits in 1 s slices: see lecture/execute.py
 
     wrong = []
     for index, cell in enumerate(student.cells):
