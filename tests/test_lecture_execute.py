@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Coroutine
 from queue import Empty
 
 import nbformat
@@ -26,17 +26,27 @@ class Socket:
         raise Empty
 
 
+def finish(coroutine: Coroutine) -> object:
+    """Run a coroutine that never suspends (the fake socket answers at once) without an event
+    loop: ``asyncio.run`` refuses to start inside a test worker that already has one running."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the coroutine suspended: the fake socket should answer at once")
+
+
 @pytest.mark.parametrize("timeout", [600.0, None])
 def test_a_long_wait_is_cut_into_slices_and_returns_the_reply(timeout):
     socket = Socket(ready=3)
-    assert asyncio.run(in_slices(socket.get_msg, slice_s=0.5)(timeout=timeout)) == {"msg": "reply"}
+    assert finish(in_slices(socket.get_msg, slice_s=0.5)(timeout=timeout)) == {"msg": "reply"}
     assert len(socket.timeouts) == 3 and all(t is not None and t <= 0.5 for t in socket.timeouts)
 
 
 def test_the_deadline_still_raises_empty():
     socket = Socket(ready=None)
     with pytest.raises(Empty):
-        asyncio.run(in_slices(socket.get_msg, slice_s=0.5)(timeout=0.0))
+        finish(in_slices(socket.get_msg, slice_s=0.5)(timeout=0.0))
     assert socket.timeouts == [0.0]
 
 
