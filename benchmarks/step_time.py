@@ -5,6 +5,7 @@
     python benchmarks/step_time.py --profile        # also: where the time of a course step goes
     python benchmarks/step_time.py --only-course --trunks mlp --tasks 4
     python benchmarks/step_time.py --rounds 0 --profile --allocator default --trunks conv   # page faults
+    python benchmarks/step_time.py --device cuda    # on a GPU (wall clock, synchronised)
 
 Every arm runs one whole optimisation step on the same model (its own copy, same initial
 weights), the same batch of 256 and the optimizer ``fit`` builds (:func:`mtl_helpers.train.make_optimizer`:
@@ -21,7 +22,8 @@ and the median over the rounds is reported. The benchmark runs torch on one thre
 (``torch.set_num_threads(1)``), and by default reports the CPU time of that thread
 (``--clock cpu``): on a machine shared with other work it is far steadier than the wall
 clock (``--clock wall``), which counts the time the thread waited for a core. Absolute times
-depend on the machine; read the ratios.
+depend on the machine; read the ratios. With ``--device cuda`` every arm's model and batch live
+on the GPU and the clock is the wall clock, read after the GPU has finished each step.
 
 By default (``--allocator keep``, glibc only) the benchmark first asks malloc to keep the memory
 it frees: otherwise glibc hands the many MiB of a conv step's activation gradients back to the
@@ -75,7 +77,8 @@ Builder = Callable[[HardSharing, Split, list[Task]], Step]
 
 
 # ------------------------------------------------------------------ the problem
-def make_problem(trunk: str, n_tasks: int, seed: int = 0) -> tuple[HardSharing, Split, list[Task]]:
+def make_problem(trunk: str, n_tasks: int, seed: int = 0,
+                 device: str = "cpu") -> tuple[HardSharing, Split, list[Task]]:
     """A hard-sharing network, a batch of 256 and T 10-class tasks; heads 64|128 → 32 → 10."""
     torch.manual_seed(seed)
     tasks = [Task(f"t{i}", "classification", 10) for i in range(n_tasks)]
@@ -90,8 +93,9 @@ def make_problem(trunk: str, n_tasks: int, seed: int = 0) -> tuple[HardSharing, 
         body, width, x = mlp(100, [256, 128]), 128, torch.randn(BATCH, 100)
     else:
         raise ValueError(f"trunk must be 'conv' or 'mlp', got {trunk!r}.")
-    model = HardSharing(body, {t.name: make_head(width, t, (32,)) for t in tasks})
-    return model, Split(x, {t.name: torch.randint(0, 10, (BATCH,)) for t in tasks}), tasks
+    model = HardSharing(body, {t.name: make_head(width, t, (32,)) for t in tasks}).to(device)
+    batch = Split(x.to(device), {t.name: torch.randint(0, 10, (BATCH,)).to(device) for t in tasks})
+    return model, batch, tasks
 
 
 def per_task_losses(outputs: dict[str, Tensor], batch: Split, tasks: list[Task]) -> list[Tensor]:
@@ -174,7 +178,7 @@ def libmtl_arms(n_tasks: int) -> dict[str, Builder]:
             def __init__(self, model: HardSharing, tasks: list[Task]) -> None:
                 super().__init__()
                 self.net, self.task_num, self.task_name = model, len(tasks), [t.name for t in tasks]
-                self.device, self.rep_grad = torch.device("cpu"), rep_grad
+                self.device, self.rep_grad = next(model.parameters()).device, rep_grad
 
             def get_share_params(self):
                 return self.net.trunk.parameters()
@@ -259,14 +263,14 @@ def page_faults() -> tuple[int, float]:
 
 # ------------------------------------------------------------------ timing
 def measure(trunk: str, n_tasks: int, rounds: int, warmup: int, libs: dict,
-            clock: str = "cpu") -> dict[tuple[str, str], float]:
+            clock: str = "cpu", device: str = "cpu") -> dict[tuple[str, str], float]:
     """Median ms per step of every (library, method) arm, all timed in turn in each round.
 
     ``clock="wall"``: :func:`~mtl_helpers.utils.time_interleaved`'s wall clock. ``"cpu"``: the
     CPU time of this thread over the same calls (``time.thread_time``; with one torch thread
-    the whole step, backward included, runs on it).
+    the whole step, backward included, runs on it). On a GPU only the wall clock means anything.
     """
-    model, batch, tasks = make_problem(trunk, n_tasks)
+    model, batch, tasks = make_problem(trunk, n_tasks, device=device)
     steps = {("course", name): course_step(copy.deepcopy(model), batch, tasks, options)
              for name, options in COURSE.items()}
     for lib, arms in libs.items():
@@ -285,7 +289,7 @@ def measure(trunk: str, n_tasks: int, rounds: int, warmup: int, libs: dict,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # cvxpy's "not DPP" note from torchjd's Nash-MTL
         wall = time_interleaved({f"{lib}/{name}": on_cpu(f"{lib}/{name}", fn) for (lib, name), fn in steps.items()},
-                                repeats=rounds, warmup=warmup)
+                                repeats=rounds, warmup=warmup, device=device)
     seconds = wall if clock == "wall" else {name: statistics.median(ts[warmup:]) for name, ts in cpu.items()}
     return {key: seconds[f"{key[0]}/{key[1]}"] * 1e3 for key in steps}
 
@@ -393,20 +397,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--allocator", default="keep", choices=["keep", "default"],
                         help="keep: glibc keeps freed memory (no page faults billed to the next arm); "
                              "default: glibc as configured")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda implies --clock wall)")
     parser.add_argument("--only-course", action="store_true", help="skip torchjd and LibMTL")
     parser.add_argument("--profile", action="store_true", help="also profile the course's steps")
     args = parser.parse_args(argv)
+    if torch.device(args.device).type == "cuda":
+        if args.profile:
+            parser.error("--profile reads the CPU thread's clock: profile on the CPU.")
+        args.clock = "wall"
     torch.set_num_threads(1)
     allocator = "glibc's default malloc"
     if args.allocator == "keep":
         allocator = "malloc keeps freed memory" if keep_freed_memory() else "no glibc: the default malloc"
-    print(f"torch {torch.__version__} on 1 thread; batch {BATCH}; {allocator}" + (
+    where = torch.cuda.get_device_name(args.device) if torch.device(args.device).type == "cuda" else "1 thread"
+    print(f"torch {torch.__version__} on {where}; batch {BATCH}; {allocator}" + (
         f"; ms per step: median over {args.rounds} interleaved rounds ({args.warmup} warm-up), {args.clock} clock"
         if args.rounds > 0 else ""))
     libs = libraries(args.only_course) if args.rounds > 0 else {}
     for trunk in args.trunks if args.rounds > 0 else ():
         for n_tasks in args.tasks:
-            print(table(trunk, n_tasks, measure(trunk, n_tasks, args.rounds, args.warmup, libs, args.clock)),
+            print(table(trunk, n_tasks, measure(trunk, n_tasks, args.rounds, args.warmup, libs, args.clock,
+                                                       args.device)),
                   flush=True)
     if args.profile:
         for trunk in args.trunks:

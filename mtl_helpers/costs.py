@@ -65,8 +65,10 @@ def step_cost(model: nn.Module, batch: Split, tasks: Sequence[Task], *,
     clone.train()
     weighting, gradient_method = resolve_methods(clone, tasks, weighting, gradient_method)
     params = list(clone.parameters()) + (list(weighting.parameters()) if isinstance(weighting, nn.Module) else [])
-    optimizer = torch.optim.Adam(params)
     device = next(clone.parameters()).device
+    if isinstance(weighting, nn.Module):  # a learned balancer (UW's log-variances) lives with the model
+        weighting.to(device)
+    optimizer = torch.optim.Adam(params)
     batch = batch.to(device)
     passes = [0]
 
@@ -98,6 +100,8 @@ def _step_function(model: nn.Module, batch: Split, tasks: Sequence[Task], option
     options = dict(options)
     weighting, method = resolve_methods(model, tasks, options.pop("weighting", None),
                                         options.pop("gradient_method", None))
+    if isinstance(weighting, nn.Module):
+        weighting.to(next(model.parameters()).device)
     params = list(model.parameters()) + (list(weighting.parameters()) if isinstance(weighting, nn.Module) else [])
     optimizer = torch.optim.Adam(params, lr=1e-3)
     options = {k: v for k, v in options.items() if k in ("gradients_wrt", "penalty")}

@@ -141,6 +141,16 @@ def sequential_runner(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: 
     return [run(arm, dataset, lr=lr, seed=s, setting=v, device=device) for v in settings for s in seeds]
 
 
+def on_device(runner: Runner | None, device: torch.device | str | None) -> Runner:
+    """``runner`` (default :func:`sequential_runner`) training on ``device``.
+
+    ``device=None`` leaves the runner's own choice alone: ``partial(sequential_runner,
+    device="cuda")`` keeps its GPU (passing ``device=None`` on would silently train on the CPU).
+    """
+    runner = runner or sequential_runner
+    return runner if device is None else functools.partial(runner, device=device)
+
+
 def reusing_runner(aliases: Mapping[tuple[str, Any], str], runner: Runner = sequential_runner,
                    earlier: tuple[MultiTaskDataset, Sequence[Run]] | None = None) -> Runner:
     """A protocol runner that does not train the same run twice under two names.
@@ -169,7 +179,7 @@ def reusing_runner(aliases: Mapping[tuple[str, Any], str], runner: Runner = sequ
                 if source is not None and key in done:
                     out.append(dataclasses.replace(done[key], arm=arm.name, setting=setting))
                     continue
-                result = runner(arm, dataset, lr, [setting], [seed], device=device)[0]
+                result = on_device(runner, device)(arm, dataset, lr, [setting], [seed])[0]
                 if arm.name in sources:
                     done[(id(dataset), arm.name, lr, seed)] = result
                 out.append(result)
@@ -209,7 +219,7 @@ def tune(arm: Arm, dataset: MultiTaskDataset, seeds: Sequence[int] = (0,), runne
     grid = tuple(lrs) if lrs is not None else dataset.require_budget().lrs
     if not grid:
         raise ValueError("tune needs at least one learning rate.")
-    runner = functools.partial(runner or sequential_runner, device=device)
+    runner = on_device(runner, device)
     tasks = arm.task_list(dataset)
     score = arm.score or (lambda metrics: selection_score(metrics, tasks))
     runs: dict[tuple[float, Any], list[Run]] = {}
@@ -278,7 +288,7 @@ def compare(arms: Sequence[Arm], dataset: MultiTaskDataset, seeds: Sequence[int]
     result = Comparison(list(seeds), {})
     for arm in arms:
         tuned = tune(arm, dataset, tune_seeds, runner, device, lrs)
-        runner_here = functools.partial(runner or sequential_runner, device=device)
+        runner_here = on_device(runner, device)
         done = {r.seed: r for r in tuned.runs[(tuned.lr, tuned.setting)]}
         missing = [s for s in seeds if s not in done]
         if missing:

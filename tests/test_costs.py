@@ -64,3 +64,25 @@ def test_a_balancer_built_on_the_model_follows_the_copy():
     by_name = step_cost(m, BATCH, TASKS, weighting="gradnorm")
     by_object = step_cost(m, BATCH, TASKS, weighting=make_weighting("gradnorm", m, TASKS))
     assert by_object == by_name and by_name.flops > step_cost(m, BATCH, TASKS).flops
+
+
+def test_a_learned_balancer_goes_to_the_models_device():
+    """fit moves a learned balancer (UW's log-variances) to the model's device, and so must the
+    cost functions: on a GPU, notebook 04's cost table once failed with UW's parameters left on
+    the CPU. CI has no GPU, so a spy records where each balancer is sent."""
+    from mtl_helpers.data import Budget, MultiTaskDataset
+    from mtl_helpers.protocol import Arm
+    from mtl_helpers.weighting import UncertaintyWeighting
+
+    sent = []
+
+    class Spy(UncertaintyWeighting):
+        def to(self, *args, **kwargs):
+            sent.append(torch.device(args[0] if args else kwargs["device"]))
+            return super().to(*args, **kwargs)
+
+    step_cost(model(), BATCH, TASKS, weighting=Spy(3))
+    assert sent == [torch.device("cpu")]  # the copy step_cost trains goes where the model's copy is
+    data = MultiTaskDataset("t", TASKS, BATCH, BATCH, BATCH, Budget(1, 16, (1e-3,)))
+    step_cost_table([Arm("UW", lambda _: model(), options=lambda m, s: {"weighting": Spy(3)})], data, repeats=1)
+    assert sent[1:] == [torch.device("cpu")] * 2  # the counted step and the timed step

@@ -111,3 +111,23 @@ def test_every_arm_can_get_the_same_smaller_grid():
     assert result.tuned["MTL"].n_runs == 1 and result.table().loc["MTL", "search"].startswith("lr 0.03")
     with pytest.raises(ValueError, match="at least one learning rate"):
         tune(MTL, DATA, lrs=[])
+
+
+def test_a_runners_own_device_is_kept_unless_one_is_given():
+    """``partial(sequential_runner, device="cuda")`` must train on the GPU: tune and compare once
+    passed their own ``device=None`` on, which overrode it and trained every run on the CPU."""
+    from mtl_helpers.protocol import reusing_runner, sequential_runner
+
+    seen = []
+
+    def spy(arm, dataset, lr, settings, seeds, device="the runner's own"):
+        seen.append(device)
+        return sequential_runner(arm, dataset, lr, settings, seeds)
+
+    for runner in (spy, reusing_runner({}, spy)):
+        seen.clear()
+        compare([STL], DATA, seeds=(0, 1), runner=runner)
+        assert seen and set(seen) == {"the runner's own"}
+        seen.clear()
+        compare([STL], DATA, seeds=(0, 1), runner=runner, device="cpu")
+        assert seen and set(seen) == {"cpu"}
