@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .data import MultiTaskDataset, Split
 from .protocol import Arm
 from .tasks import Task, check_tasks
-from .train import resolve_methods, train_step
+from .train import make_optimizer, resolve_methods, train_step
 from .utils import seed_everything, time_interleaved
 
 
@@ -64,11 +64,11 @@ def step_cost(model: nn.Module, batch: Split, tasks: Sequence[Task], *,
     clone, weighting = copy.deepcopy((model, weighting))
     clone.train()
     weighting, gradient_method = resolve_methods(clone, tasks, weighting, gradient_method)
-    params = list(clone.parameters()) + (list(weighting.parameters()) if isinstance(weighting, nn.Module) else [])
     device = next(clone.parameters()).device
     if isinstance(weighting, nn.Module):  # a learned balancer (UW's log-variances) lives with the model
         weighting.to(device)
-    optimizer = torch.optim.Adam(params)
+    params = list(clone.parameters()) + (list(weighting.parameters()) if isinstance(weighting, nn.Module) else [])
+    optimizer = make_optimizer(params)
     batch = batch.to(device)
     passes = [0]
 
@@ -103,7 +103,7 @@ def _step_function(model: nn.Module, batch: Split, tasks: Sequence[Task], option
     if isinstance(weighting, nn.Module):
         weighting.to(next(model.parameters()).device)
     params = list(model.parameters()) + (list(weighting.parameters()) if isinstance(weighting, nn.Module) else [])
-    optimizer = torch.optim.Adam(params, lr=1e-3)
+    optimizer = make_optimizer(params)  # fit's own Adam: the timed step is fit's step
     options = {k: v for k, v in options.items() if k in ("gradients_wrt", "penalty")}
     return lambda: train_step(model, batch, tasks, optimizer, weighting=weighting, gradient_method=method, **options)
 

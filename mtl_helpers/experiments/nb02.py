@@ -43,7 +43,7 @@ from ..metrics import auc
 from ..models import HardSharing, layer_groups, split_model, standard_network
 from ..protocol import Arm, Comparison, Run, Runner, Tuned, compare, reusing_runner, sequential_runner, tune
 from ..tasks import Task
-from ..train import predict, train_step
+from ..train import make_optimizer, predict, train_step
 from ..utils import count_parameters
 
 MASK_SEED_OFFSET = 1000  # label masks use seed + 1000: a stream apart from the training seed
@@ -168,8 +168,8 @@ def step_and_forward_timers(entries: Mapping[str, HardSharing | Sequence[HardSha
                             batch_rows: int | None = None) -> tuple[dict[str, Callable[[], None]],
                                                                     dict[str, Callable[[], None]]]:
     """Closures for :func:`~mtl_helpers.utils.time_interleaved`: per entry, one optimisation step
-    of every model on a training batch (on copies, with their own Adam) and one forward pass of
-    every model over a test batch (what serving all tasks costs)."""
+    of every model on a training batch (on copies, each with the optimizer ``fit`` builds) and one
+    forward pass of every model over a test batch (what serving all tasks costs)."""
     if not entries:
         raise ValueError("step_and_forward_timers needs at least one model.")
     rows = batch_rows or dataset.require_budget().batch_size
@@ -178,7 +178,7 @@ def step_and_forward_timers(entries: Mapping[str, HardSharing | Sequence[HardSha
         copies = [copy.deepcopy(m).train() for m in _as_list(entry)]
         device = next(copies[0].parameters()).device
         batch, x = dataset.train.subset(torch.arange(rows)).to(device), dataset.test.x[:rows].to(device)
-        plan = [(m, [dataset.task(t) for t in m.task_names], torch.optim.Adam(m.parameters())) for m in copies]
+        plan = [(m, [dataset.task(t) for t in m.task_names], make_optimizer(m.parameters())) for m in copies]
 
         def step(plan=plan, batch=batch) -> None:
             for model, tasks, optimizer in plan:
