@@ -29,7 +29,7 @@ from .data import MultiTaskDataset, Split
 from .protocol import Arm, Run
 from .tasks import Task
 from .train import evaluate, fit, selection_score
-from .utils import seed_everything
+from .workers import build_seeded
 
 SEP = "#"
 
@@ -134,8 +134,7 @@ def _one_seed(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: list[Any
     score = arm.score or (lambda metrics: selection_score(metrics, tasks))
     models = []
     for setting in settings:
-        seed_everything(seed)
-        models.append(arm.build(setting))
+        models.append(build_seeded(arm.build, setting, seed))
     replicas = Replicas(models).to(device or next(models[0].parameters()).device)
     n = replicas.n
     penalty = (replicas.penalty(arm.penalty, [0.0 if v is None else float(v) for v in settings])

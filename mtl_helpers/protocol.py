@@ -17,6 +17,9 @@ gradient method vs equal weights) is a set of :class:`Arm` s run on one dataset:
 One training run is :func:`run`, and every run, however it was trained, is a :class:`Run`. A
 runner trains an arm's runs (:func:`sequential_runner`); :func:`reusing_runner` hands back a
 run already trained under another name instead of training it twice.
+
+:func:`tune` and :func:`compare` train independent runs side by side, one per CPU core
+(:mod:`~mtl_helpers.workers`): the same floats as one after the other, in less time.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from .data import MultiTaskDataset, Split
 from .metrics import PairedDifference, format_mean_std, paired_difference
 from .tasks import Task
 from .train import History, evaluate, fit, selection_score
-from .utils import claim, seed_everything
+from .utils import claim
+from .workers import build_seeded, side_by_side
 
 
 @dataclass
@@ -114,8 +118,7 @@ def run(arm: Arm, dataset: MultiTaskDataset, *, lr: float, seed: int, setting: A
     tasks = arm.task_list(dataset)
     train = arm.train(seed) if arm.train is not None else dataset.train
     epochs = max_epochs or budget.max_epochs(len(train), len(dataset.train))
-    seed_everything(seed)
-    model = arm.build(setting)
+    model = build_seeded(arm.build, setting, seed)
     if device is not None:
         model.to(device)
     options = arm.fit_options(model, setting)
@@ -137,8 +140,9 @@ Runner = Callable[[Arm, MultiTaskDataset, float, Sequence[Any], Sequence[int]], 
 
 def sequential_runner(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: Sequence[Any],
                       seeds: Sequence[int], device: torch.device | str | None = None) -> list[Run]:
-    """Every (setting, seed) pair at one learning rate, one :func:`run` after the other."""
-    return [run(arm, dataset, lr=lr, seed=s, setting=v, device=device) for v in settings for s in seeds]
+    """Every (setting, seed) pair at one learning rate, one :func:`run` each: the runs side by side."""
+    return side_by_side([functools.partial(run, arm, dataset, lr=lr, seed=s, setting=v, device=device)
+                         for v in settings for s in seeds])
 
 
 def on_device(runner: Runner | None, device: torch.device | str | None) -> Runner:
@@ -161,7 +165,8 @@ def reusing_runner(aliases: Mapping[tuple[str, Any], str], runner: Runner = sequ
     ``other`` has run at a learning rate and seed on a dataset, the request for ``arm`` at
     ``setting`` gets that run back (renamed); anything else is trained by ``runner``. Give
     ``other`` first in ``compare``, or pass its runs trained earlier as ``earlier = (dataset,
-    runs)`` (notebook 02: the split after the whole trunk *is* the standard network).
+    runs)`` (notebook 02: the split after the whole trunk *is* the standard network). Side by
+    side, a request made while ``other`` is still training trains itself: same floats, more time.
     """
     sources = set(aliases.values())
     done: dict[tuple[int, str, float, int], Run] = {}
@@ -210,25 +215,33 @@ class Tuned:
 
 
 def tune(arm: Arm, dataset: MultiTaskDataset, seeds: Sequence[int] = (0,), runner: Runner | None = None,
-         device: torch.device | str | None = None, lrs: Sequence[float] | None = None) -> Tuned:
+         device: torch.device | str | None = None, lrs: Sequence[float] | None = None,
+         workers: int | None = None) -> Tuned:
     """Grid-search learning rate × the arm's setting on validation (mean score over ``seeds``);
     the training length is each run's best epoch. Returns every run and the choice.
 
     ``lrs`` replaces the budget's grid (e.g. one lr, to save time): give every arm the same one,
-    and say so — :meth:`Tuned.budget_text` records it beside the result."""
+    and say so — :meth:`Tuned.budget_text` records it beside the result. Runs: side by side."""
+    return _tune_all([arm], dataset, seeds, on_device(runner, device), lrs, workers)[0]
+
+
+def _tune_all(arms: Sequence[Arm], dataset: MultiTaskDataset, seeds: Sequence[int], runner: Runner,
+              lrs: Sequence[float] | None, workers: int | None) -> list[Tuned]:
+    """:func:`tune` for every arm, all their runner calls (one per arm and lr) side by side."""
     grid = tuple(lrs) if lrs is not None else dataset.require_budget().lrs
     if not grid:
         raise ValueError("tune needs at least one learning rate.")
-    runner = on_device(runner, device)
-    tasks = arm.task_list(dataset)
-    score = arm.score or (lambda metrics: selection_score(metrics, tasks))
-    runs: dict[tuple[float, Any], list[Run]] = {}
-    for lr in grid:
-        batch = runner(arm, dataset, lr, list(arm.settings), list(seeds))
-        for setting in arm.settings:
-            runs[(lr, setting)] = [r for r in batch if r.setting == setting]
-    best = max(runs, key=lambda key: float(np.mean([score(r.val) for r in runs[key]])))
-    return Tuned(arm.name, best[0], best[1], runs)
+    calls = [(arm, lr) for arm in arms for lr in grid]
+    jobs = [functools.partial(runner, arm, dataset, lr, list(arm.settings), list(seeds)) for arm, lr in calls]
+    batches = side_by_side(jobs, workers)
+    out = []
+    for arm in arms:
+        score = arm.score or functools.partial(selection_score, tasks=arm.task_list(dataset))
+        runs = {(lr, v): [r for r in batch if r.setting == v]
+                for (called, lr), batch in zip(calls, batches) if called is arm for v in arm.settings}
+        best = max(runs, key=lambda key: float(np.mean([score(r.val) for r in runs[key]])))
+        out.append(Tuned(arm.name, best[0], best[1], runs))
+    return out
 
 
 @dataclass
@@ -273,29 +286,28 @@ class Comparison:
 
 def compare(arms: Sequence[Arm], dataset: MultiTaskDataset, seeds: Sequence[int] = (0, 1, 2),
             tune_seeds: Sequence[int] | None = None, runner: Runner | None = None,
-            device: torch.device | str | None = None, lrs: Sequence[float] | None = None) -> Comparison:
+            device: torch.device | str | None = None, lrs: Sequence[float] | None = None,
+            workers: int | None = None) -> Comparison:
     """Tune every arm alike (:func:`tune` with ``tune_seeds``, default the first seed, and the
     same ``lrs``), then run each arm's choice with every seed; the tuning runs are reused for
     their seeds. To give every arm a smaller search (one lr: ``lrs=[lr]``; fewer epochs: a
     dataset with a smaller budget, ``dataset.with_budget(dataclasses.replace(budget, epochs=2))``),
-    say so in the text: the table's "search" column shows it."""
+    say so in the text: the table's "search" column shows it. Runs train side by side
+    (:func:`~mtl_helpers.workers.side_by_side`): every arm's search, then the other seeds."""
     if not arms or not seeds:
         raise ValueError("compare needs at least one arm and one seed.")
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ValueError(f"Arm names must be unique, got {names}.")
-    tune_seeds = list(tune_seeds) if tune_seeds is not None else [seeds[0]]
-    result = Comparison(list(seeds), {})
-    for arm in arms:
-        tuned = tune(arm, dataset, tune_seeds, runner, device, lrs)
-        runner_here = on_device(runner, device)
-        done = {r.seed: r for r in tuned.runs[(tuned.lr, tuned.setting)]}
-        missing = [s for s in seeds if s not in done]
-        if missing:
-            done |= {r.seed: r for r in runner_here(arm, dataset, tuned.lr, [tuned.setting], missing)}
-        result.runs[arm.name] = [done[s] for s in seeds]
-        result.tuned[arm.name] = tuned
-    return result
+    runner = on_device(runner, device)
+    tuned = _tune_all(arms, dataset, [seeds[0]] if tune_seeds is None else tune_seeds, runner, lrs, workers)
+    done = {arm.name: {r.seed: r for r in t.runs[(t.lr, t.setting)]} for arm, t in zip(arms, tuned)}
+    missing = [(arm, t, s) for arm, t in zip(arms, tuned) for s in seeds if s not in done[arm.name]]
+    jobs = [functools.partial(runner, arm, dataset, t.lr, [t.setting], [s]) for arm, t, s in missing]
+    for (arm, _, seed), runs in zip(missing, side_by_side(jobs, workers)):
+        done[arm.name][seed] = runs[0]
+    return Comparison(list(seeds), {a.name: [done[a.name][s] for s in seeds] for a in arms},
+                      {a.name: t for a, t in zip(arms, tuned)})
 
 
 def claim_difference(text: str, difference: PairedDifference, expected: int) -> None:

@@ -12,6 +12,7 @@ as a paired difference over seeds.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -23,6 +24,7 @@ from ..course import single_task_arm
 from ..data import MultiTaskDataset
 from ..metrics import PairedDifference, format_mean_std, paired_difference
 from ..protocol import Arm, Comparison, Run, run
+from ..workers import side_by_side
 
 
 def majority_accuracy(labels: Tensor) -> float:
@@ -66,12 +68,15 @@ def learning_curve(dataset: MultiTaskDataset, task: str, sizes: Sequence[int], l
     Every run is :func:`mtl_helpers.protocol.run` at the given ``lr`` (the learning rate tuned
     on the full set: it is not searched again per size). The protocol gives ``n`` rows
     ⌈E·⌈N/B⌉ / ⌈n/B⌉⌉ epochs, i.e. the optimisation steps of E epochs over all N rows (batch B),
-    and keeps the best epoch on validation. Returns ``{n: [Run per seed]}``.
+    and keeps the best epoch on validation. The runs train side by side
+    (:func:`~mtl_helpers.workers.side_by_side`). Returns ``{n: [Run per seed]}``.
     """
     if not sizes or not seeds:
         raise ValueError("learning_curve needs at least one size and one seed.")
-    return {n: [run(subset_arm(dataset, task, n), dataset, lr=lr, seed=s, device=device) for s in seeds]
-            for n in sizes}
+    jobs = {(n, s): functools.partial(run, subset_arm(dataset, task, n), dataset, lr=lr, seed=s, device=device)
+            for n in sizes for s in seeds}
+    runs = dict(zip(jobs, side_by_side(list(jobs.values()))))
+    return {n: [runs[(n, s)] for s in seeds] for n in sizes}
 
 
 def fraction_sizes(dataset: MultiTaskDataset, fractions: Sequence[float]) -> list[int]:

@@ -55,6 +55,7 @@ from ..weighting import (
     make_weighting,
     task_gradient_norms,
 )
+from ..workers import build_seeded
 
 Score = Callable[[dict[str, float]], float]
 
@@ -261,8 +262,7 @@ def _grid_one_seed(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: lis
     score = arm.score or (lambda metrics: selection_score(metrics, tasks))
     models, balancers = [], []
     for setting in settings:
-        seed_everything(seed)
-        models.append(arm.build(setting))
+        models.append(build_seeded(arm.build, setting, seed))
         balancers.append(arm.fit_options(models[-1], setting)["weighting"])
     weights = torch.cat([static_weights_of(b) for b in balancers])
     stacked = StackedNetworks(models).to(device or "cpu")

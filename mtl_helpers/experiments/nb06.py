@@ -33,7 +33,8 @@ from ..models.esmm import ESMM, ConversionNet
 from ..models.moe import MixtureOfExperts, MMoE, OMoE, matched_bottom_width, shared_bottom
 from ..protocol import Arm, Run
 from ..train import evaluate, fit, predict, selection_score
-from ..utils import count_parameters, seed_everything
+from ..utils import count_parameters
+from ..workers import build_seeded
 
 CORRELATIONS = (1.0, 0.9, 0.7, 0.5, 0.2)
 SWEEP_BUDGET = Budget(epochs=4, batch_size=128, lrs=(3e-3, 1e-2))
@@ -91,8 +92,7 @@ def over_correlations(arm: Arm, datasets: Mapping[float, MultiTaskDataset], lr: 
     score = arm.score or (lambda metrics: selection_score(metrics, tasks))
     models = []
     for _ in ps:
-        seed_everything(seed)
-        models.append(arm.build(None))
+        models.append(build_seeded(arm.build, None, seed))
     replicas = Replicas(models).to(device or "cpu")
     train, val = _stacked_split(sets, "train", names), _stacked_split(sets, "val", names)
     all_tasks = replicate_tasks(tasks, len(ps))

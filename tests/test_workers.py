@@ -1,0 +1,137 @@
+"""Tests of training runs side by side (mtl_helpers.workers) and of the protocol using it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from mtl_helpers import workers
+from mtl_helpers.data import Budget, MultiTaskDataset, Split
+from mtl_helpers.models import standard_network
+from mtl_helpers.protocol import Arm, compare, reusing_runner
+from mtl_helpers.tasks import Task
+from mtl_helpers.workers import build_seeded, default_workers, side_by_side
+
+TASKS = [Task("a", "binary"), Task("b", "binary")]
+
+
+def tiny() -> MultiTaskDataset:
+    g = torch.Generator().manual_seed(0)
+
+    def split(m: int) -> Split:
+        x = torch.randn(m, 6, generator=g)
+        return Split(x, {"a": (x[:, 0] > 0).float(), "b": (x[:, 0] + x[:, 1] > 0).float()})
+    return MultiTaskDataset("tiny", TASKS, split(128), split(64), split(64),
+                            Budget(epochs=3, batch_size=32, lrs=(1e-3, 3e-2), trunk_width=8, head_hidden=4))
+
+
+DATA = tiny()
+
+
+def test_side_by_side_runs_jobs_at_once_and_keeps_their_order():
+    """Two jobs that each wait for the other can only finish if they run at the same time."""
+    meet = threading.Barrier(2, timeout=30)
+
+    def job(i: int):
+        return lambda: (meet.wait(), i, torch.get_num_threads())[1:]
+    assert side_by_side([job(0), job(1)], workers=2) == [(0, 1), (1, 1)]  # one torch thread each
+
+
+def test_side_by_side_computes_on_one_thread_even_for_one_job():
+    """A run's floats must not depend on the cores: one job alone also computes on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert side_by_side([torch.get_num_threads], workers=2) == [1]
+        assert side_by_side([torch.get_num_threads], workers=1) == [2]  # workers=1: torch's own threads
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_side_by_side_alone_runs_in_order_and_restores_torch_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        assert side_by_side([lambda i=i: seen.append(i) or i for i in range(3)], workers=1) == [0, 1, 2]
+        assert seen == [0, 1, 2]
+        with pytest.raises(RuntimeError, match="boom"):
+            side_by_side([lambda: 1, lambda: (_ for _ in ()).throw(RuntimeError("boom"))], workers=2)
+        assert torch.get_num_threads() == 2  # set back after a failed job too
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_workers_must_be_positive(monkeypatch):
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        side_by_side([lambda: 1], workers=0)
+    monkeypatch.setenv("MTL_WORKERS", "0")
+    with pytest.raises(ValueError, match="MTL_WORKERS"):
+        default_workers()
+
+
+def test_default_workers_reads_the_environment_then_the_cores(monkeypatch):
+    monkeypatch.setenv("MTL_WORKERS", "3")
+    assert default_workers() == 3
+    monkeypatch.delenv("MTL_WORKERS")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda _: set(range(16)), raising=False)
+    assert default_workers() == 4
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+    assert default_workers() == 2
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_workers() == 1
+
+
+def test_build_seeded_builds_under_the_lock_with_the_seeds_weights():
+    def build(_):
+        assert workers._GLOBAL_RNG.locked(), "another run could draw from the generator here"
+        return standard_network(DATA)
+    a, b = build_seeded(build, None, 5), build_seeded(build, None, 5)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    c = build_seeded(build, None, 6)
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_compare_side_by_side_gives_the_same_runs_as_one_after_the_other():
+    """Both arms, both lrs and three seeds: the same choices, metrics, epochs and weights."""
+    arms = [Arm("MTL", lambda _: standard_network(DATA)),
+            Arm("STL a", lambda _: standard_network(DATA, ["a"]), tasks=["a"])]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # side by side computes on one thread: compare it with one thread
+    try:
+        alone = compare(arms, DATA, seeds=[0, 1, 2], workers=1)
+        together = compare(arms, DATA, seeds=[0, 1, 2], workers=2)
+    finally:
+        torch.set_num_threads(threads)
+    for name in alone.runs:
+        assert alone.tuned[name].lr == together.tuned[name].lr
+        for r1, r2 in zip(alone.runs[name], together.runs[name], strict=True):
+            assert (r1.seed, r1.val, r1.test, r1.best_epoch) == (r2.seed, r2.val, r2.test, r2.best_epoch)
+            assert all(torch.equal(p, q) for p, q in zip(r1.model.parameters(), r2.model.parameters()))
+
+
+def test_a_reusing_runner_side_by_side_returns_the_sources_runs():
+    built = []
+    equal = Arm("equal", lambda _: built.append("equal") or standard_network(DATA))
+    alias = Arm("alias", lambda _: built.append("alias") or standard_network(DATA))
+    result = compare([equal, alias], DATA, seeds=[0, 1], runner=reusing_runner({("alias", None): "equal"}),
+                     workers=2)
+    for r1, r2 in zip(result.runs["equal"], result.runs["alias"], strict=True):
+        assert r2.arm == "alias" and (r1.seed, r1.lr, r1.test) == (r2.seed, r2.lr, r2.test)
+    assert built.count("equal") == 3  # 2 lrs at seed 0, then seed 1 at the chosen lr
+
+
+def test_jobs_asked_for_inside_a_job_run_in_its_thread():
+    def inner() -> int:
+        return threading.get_ident()
+
+    def outer() -> tuple[int, list[int]]:
+        return threading.get_ident(), side_by_side([inner, inner], workers=2)
+    for me, inners in side_by_side([outer, outer], workers=2):
+        assert inners == [me, me]  # never more than 2 threads computing
+    me, inners = side_by_side([outer], workers=1)[0]
+    assert me == threading.get_ident() and inners == [me, me]  # workers=1: all one after the other
