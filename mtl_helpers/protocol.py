@@ -174,21 +174,18 @@ def reusing_runner(aliases: Mapping[tuple[str, Any], str], runner: Runner = sequ
         data, runs = earlier
         done |= {(id(data), r.arm, r.lr, r.seed): r for r in runs}
 
+    def one(arm: Arm, dataset: MultiTaskDataset, lr: float, setting: Any, seed: int, device: Any) -> Run:
+        key = (id(dataset), aliases.get((arm.name, setting)), lr, seed)
+        if key in done:
+            return dataclasses.replace(done[key], arm=arm.name, setting=setting)
+        result = on_device(runner, device)(arm, dataset, lr, [setting], [seed])[0]
+        if arm.name in sources:
+            done[(id(dataset), arm.name, lr, seed)] = result
+        return result
+
     def run_all(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: Sequence[Any], seeds: Sequence[int],
                 device: torch.device | str | None = None) -> list[Run]:
-        out = []
-        for setting in settings:
-            source = aliases.get((arm.name, setting))
-            for seed in seeds:
-                key = (id(dataset), source, lr, seed)
-                if source is not None and key in done:
-                    out.append(dataclasses.replace(done[key], arm=arm.name, setting=setting))
-                    continue
-                result = on_device(runner, device)(arm, dataset, lr, [setting], [seed])[0]
-                if arm.name in sources:
-                    done[(id(dataset), arm.name, lr, seed)] = result
-                out.append(result)
-        return out
+        return side_by_side([functools.partial(one, arm, dataset, lr, v, s, device) for v in settings for s in seeds])
 
     return run_all
 

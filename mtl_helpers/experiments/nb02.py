@@ -25,7 +25,6 @@ best epoch on validation), :func:`~mtl_helpers.protocol.tune` or
 from __future__ import annotations
 
 import copy
-import functools
 import math
 import statistics
 import warnings
@@ -46,7 +45,6 @@ from ..protocol import Arm, Comparison, Run, Runner, Tuned, compare, reusing_run
 from ..tasks import Task
 from ..train import make_optimizer, predict, train_step
 from ..utils import count_parameters
-from ..workers import side_by_side
 
 MASK_SEED_OFFSET = 1000  # label masks use seed + 1000: a stream apart from the training seed
 
@@ -222,11 +220,9 @@ def low_data_comparison(datasets: Mapping[str, MultiTaskDataset], task: str, fra
                              "the arms would not be paired.")
     stl, _ = low_data_arms(first, task, fraction)
     options = {"tune_seeds": tune_seeds, "runner": runner, "device": device, "lrs": lrs}
-    comparisons = [functools.partial(compare, [stl, linear_arm(first, task, train=stl.train)], first, seeds, **options)]
-    comparisons += [functools.partial(compare, [low_data_arms(data, task, fraction, mtl_name=f"MTL + {aux}")[1]],
-                                      data, seeds, **options) for aux, data in datasets.items()]
-    result, *parts = side_by_side(comparisons)  # one comparison per worker (their runs: one after the other)
-    for part in parts:
+    result = compare([stl, linear_arm(first, task, train=stl.train)], first, seeds, **options)
+    for aux, data in datasets.items():
+        part = compare([low_data_arms(data, task, fraction, mtl_name=f"MTL + {aux}")[1]], data, seeds, **options)
         result.runs |= part.runs
         result.tuned |= part.tuned
     return result
