@@ -17,6 +17,7 @@ handles arms whose setting is the weight of their ``penalty`` (or that have no s
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,7 +30,7 @@ from .data import MultiTaskDataset, Split
 from .protocol import Arm, Run
 from .tasks import Task
 from .train import evaluate, fit, selection_score
-from .workers import build_seeded
+from .workers import build_seeded, side_by_side
 
 SEP = "#"
 
@@ -123,7 +124,9 @@ def batched_runner(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: Seq
     if arm.options is not None:
         raise ValueError(f"Arm {arm.name!r} has options(model, setting): batched training supports only a penalty "
                          "weighted by the setting; use the sequential runner.")
-    return [r for seed in seeds for r in _one_seed(arm, dataset, lr, list(settings), seed, device)]
+    per_seed = side_by_side([functools.partial(_one_seed, arm, dataset, lr, list(settings), seed, device)
+                             for seed in seeds])
+    return [r for runs in per_seed for r in runs]
 
 
 def _one_seed(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: list[Any], seed: int,

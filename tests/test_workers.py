@@ -8,10 +8,13 @@ import pytest
 import torch
 
 from mtl_helpers import workers
+from mtl_helpers.batched import batched_runner
 from mtl_helpers.data import Budget, MultiTaskDataset, Split
-from mtl_helpers.models import standard_network
+from mtl_helpers.experiments.nb04 import grid_runner, weighting_arm
+from mtl_helpers.models import coupling_penalty, make_soft_sharing, standard_network
 from mtl_helpers.protocol import Arm, compare, reusing_runner
 from mtl_helpers.tasks import Task
+from mtl_helpers.weighting import StaticWeighting
 from mtl_helpers.workers import build_seeded, default_workers, side_by_side
 
 TASKS = [Task("a", "binary"), Task("b", "binary")]
@@ -135,3 +138,27 @@ def test_jobs_asked_for_inside_a_job_run_in_its_thread():
         assert inners == [me, me]  # never more than 2 threads computing
     me, inners = side_by_side([outer], workers=1)[0]
     assert me == threading.get_ident() and inners == [me, me]  # workers=1: all one after the other
+
+
+@pytest.mark.parametrize("batched", ["coupling", "static grid"])
+def test_the_batched_runners_give_the_same_runs_side_by_side(batched, monkeypatch):
+    """notebook 03's batched runner and notebook 04's grid runner train their seeds side by side."""
+    if batched == "coupling":
+        arm = Arm("coupling", lambda _: make_soft_sharing(DATA), settings=[0.0, 1.0], penalty=coupling_penalty)
+        runner = batched_runner
+    else:
+        arm = weighting_arm("static", DATA, lambda model, lam: StaticWeighting((1 - lam, lam)), settings=[0.2, 0.8])
+        runner = grid_runner
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        monkeypatch.setenv("MTL_WORKERS", "1")
+        alone = runner(arm, DATA, 1e-2, arm.settings, [0, 1, 2])
+        monkeypatch.setenv("MTL_WORKERS", "2")
+        together = runner(arm, DATA, 1e-2, arm.settings, [0, 1, 2])
+    finally:
+        torch.set_num_threads(threads)
+    for r1, r2 in zip(alone, together, strict=True):
+        assert (r1.seed, r1.setting, r1.val, r1.test, r1.best_epoch) == (r2.seed, r2.setting, r2.val, r2.test,
+                                                                         r2.best_epoch)
+        assert all(torch.equal(p, q) for p, q in zip(r1.model.parameters(), r2.model.parameters()))

@@ -25,6 +25,7 @@ The cost per step is :func:`mtl_helpers.costs.step_cost_table`, as in every note
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ from ..weighting import (
     make_weighting,
     task_gradient_norms,
 )
-from ..workers import build_seeded
+from ..workers import build_seeded, side_by_side
 
 Score = Callable[[dict[str, float]], float]
 
@@ -253,7 +254,9 @@ def grid_runner(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: Sequen
     come back as from :func:`~mtl_helpers.protocol.sequential_runner`, with their validation
     curves in ``history`` and their balancer in ``options``.
     """
-    return [r for seed in seeds for r in _grid_one_seed(arm, dataset, lr, list(settings), seed, device)]
+    per_seed = side_by_side([functools.partial(_grid_one_seed, arm, dataset, lr, list(settings), seed, device)
+                             for seed in seeds])
+    return [r for runs in per_seed for r in runs]
 
 
 def _grid_one_seed(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: list[Any], seed: int,
