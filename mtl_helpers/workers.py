@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from .utils import seed_everything
+from .utils import get_device, seed_everything
 
 _GLOBAL_RNG = threading.Lock()
 _THIS_THREAD = threading.local()  # .in_job: True in a worker thread of side_by_side
@@ -44,13 +44,14 @@ def build_seeded(build: Callable[[Any], nn.Module], setting: Any, seed: int) -> 
 def default_workers() -> int:
     """How many runs train side by side: ``MTL_WORKERS`` if set, else the CPU cores this
     process may use, at most 4 (measured on 2; more threads contend for Python's lock on tiny
-    networks); 1 with a GPU, where it was not measured."""
+    networks); 1 where the course computes on a GPU (:func:`~mtl_helpers.utils.get_device`),
+    where it was not measured."""
     if "MTL_WORKERS" in os.environ:
         workers = int(os.environ["MTL_WORKERS"])
         if workers < 1:
             raise ValueError(f"MTL_WORKERS must be a positive integer, got {workers}.")
         return workers
-    if torch.cuda.is_available():
+    if get_device().type != "cpu":
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(4, cores))
@@ -61,11 +62,11 @@ def side_by_side(jobs: Sequence[Callable[[], Result]], workers: int | None = Non
 
     The jobs run in threads, and torch computes on one CPU thread meanwhile (set back after;
     ``workers=1`` leaves torch's threads alone). A small network's operations are too short to
-    share among cores: two runs on two cores take ~1.5× less time than one after the other on
-    one thread, and ~1.2× less than one after the other on both cores (MultiMNIST's
-    single-task runs, 2-core CPU). Each run gives the floats it gives alone on one thread, on
-    any number of cores: it seeds its model under a lock (:func:`build_seeded`) and draws its
-    batches from its own generator.
+    share among cores: on a 2-core CPU MultiMNIST's single-task runs take ~1.8× less time side
+    by side than one after the other on one thread, ~1.25× less than on both cores; Adult's
+    tiny MLPs ~1.1× (Python's lock serialises their many short operations). Each run gives the
+    floats it gives alone on one thread, on any number of cores: it seeds its model under a
+    lock (:func:`build_seeded`) and draws its batches from its own generator.
 
     A job that asks for jobs side by side (a search whose runner trains several runs) runs
     them one after the other in its own thread: at most ``workers`` threads ever compute

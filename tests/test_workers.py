@@ -80,12 +80,12 @@ def test_default_workers_reads_the_environment_then_the_cores(monkeypatch):
     monkeypatch.setenv("MTL_WORKERS", "3")
     assert default_workers() == 3
     monkeypatch.delenv("MTL_WORKERS")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("MTL_DEVICE", "cpu")
     monkeypatch.setattr(workers.os, "sched_getaffinity", lambda _: set(range(16)), raising=False)
     assert default_workers() == 4
     monkeypatch.setattr(workers.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
     assert default_workers() == 2
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("MTL_DEVICE", "cuda")  # get_device() names the GPU: one run at a time
     assert default_workers() == 1
 
 
