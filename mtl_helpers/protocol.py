@@ -14,7 +14,8 @@ gradient method vs equal weights) is a set of :class:`Arm` s run on one dataset:
    over seeds with a t-interval, and :func:`claim_difference` states a direction only when the
    interval excludes zero.
 
-One training run is :func:`run`, and every run, however it was trained, is a :class:`Run`. A
+One training run is :func:`run`, and every run, however it was trained, is a :class:`Run`
+(:mod:`~mtl_helpers.results`, with :class:`Tuned` and :class:`Comparison`). A
 runner trains an arm's runs (:func:`sequential_runner`); :func:`reusing_runner` hands back a
 run already trained under another name instead of training it twice.
 
@@ -26,20 +27,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor, nn
 
 from .data import MultiTaskDataset, Split
-from .metrics import PairedDifference, format_mean_std, paired_difference
+from .metrics import PairedDifference
+from .results import Comparison, Run, Tuned
 from .tasks import Task
-from .train import History, evaluate, fit, selection_score
+from .train import evaluate, fit, selection_score
 from .utils import claim
 from .workers import build_seeded, side_by_side
 
@@ -85,26 +88,6 @@ class Arm:
             weight, fn = float(setting), self.penalty
             options["penalty"] = lambda m: weight * fn(m)
         return options
-
-
-@dataclass
-class Run:
-    """One training run: its settings, its validation and test metrics at the kept epoch, its
-    history, time and model. The only result type of the course's training helpers."""
-
-    arm: str
-    seed: int
-    lr: float
-    setting: Any
-    val: dict[str, float]
-    test: dict[str, float]
-    best_epoch: int
-    max_epochs: int
-    steps: int  # optimisation steps taken up to the kept epoch
-    seconds: float
-    history: History | None = None
-    model: nn.Module | None = None
-    options: dict | None = None  # the fit options it trained with (e.g. the balancer, to inspect it)
 
 
 def run(arm: Arm, dataset: MultiTaskDataset, *, lr: float, seed: int, setting: Any = None,
@@ -166,21 +149,31 @@ def reusing_runner(aliases: Mapping[tuple[str, Any], str], runner: Runner = sequ
     ``setting`` gets that run back (renamed); anything else is trained by ``runner``. Give
     ``other`` first in ``compare``, or pass its runs trained earlier as ``earlier = (dataset,
     runs)`` (notebook 02: the split after the whole trunk *is* the standard network). Side by
-    side, a request made while ``other`` is still training trains itself: same floats, more time.
+    side, a request for a run of ``other`` still in training waits for it.
     """
     sources = set(aliases.values())
-    done: dict[tuple[int, str, float, int], Run] = {}
-    if earlier is not None:
-        data, runs = earlier
-        done |= {(id(data), r.arm, r.lr, r.seed): r for r in runs}
+    done: dict[tuple[int, str, float, int], Future] = {}  # the sources' runs: trained, or in training
+    lock = threading.Lock()
+    for r in earlier[1] if earlier is not None else []:
+        done[(id(earlier[0]), r.arm, r.lr, r.seed)] = finished = Future()
+        finished.set_result(r)
 
     def one(arm: Arm, dataset: MultiTaskDataset, lr: float, setting: Any, seed: int, device: Any) -> Run:
-        key = (id(dataset), aliases.get((arm.name, setting)), lr, seed)
-        if key in done:
-            return dataclasses.replace(done[key], arm=arm.name, setting=setting)
-        result = on_device(runner, device)(arm, dataset, lr, [setting], [seed])[0]
-        if arm.name in sources:
-            done[(id(dataset), arm.name, lr, seed)] = result
+        with lock:  # side by side, an alias waits for its source's run if that is in training
+            source = done.get((id(dataset), aliases.get((arm.name, setting)), lr, seed))
+            mine = None
+            if source is None and arm.name in sources:
+                mine = done[(id(dataset), arm.name, lr, seed)] = Future()
+        if source is not None:
+            return dataclasses.replace(source.result(), arm=arm.name, setting=setting)
+        try:
+            result = on_device(runner, device)(arm, dataset, lr, [setting], [seed])[0]
+        except BaseException as error:  # a waiting alias gets the error too
+            if mine is not None:
+                mine.set_exception(error)
+            raise
+        if mine is not None:
+            mine.set_result(result)
         return result
 
     def run_all(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: Sequence[Any], seeds: Sequence[int],
@@ -188,27 +181,6 @@ def reusing_runner(aliases: Mapping[tuple[str, Any], str], runner: Runner = sequ
         return side_by_side([functools.partial(one, arm, dataset, lr, v, s, device) for v in settings for s in seeds])
 
     return run_all
-
-
-@dataclass
-class Tuned:
-    """The search an arm got: every (lr, setting) tried on validation and the one chosen."""
-
-    arm: str
-    lr: float
-    setting: Any
-    runs: dict[tuple[float, Any], list[Run]]
-
-    @property
-    def n_runs(self) -> int:
-        return sum(len(r) for r in self.runs.values())
-
-    def budget_text(self) -> str:
-        lrs = sorted({lr for lr, _ in self.runs})
-        settings = list(dict.fromkeys(v for _, v in self.runs))
-        knob = f" × {len(settings)} settings" if settings != [None] else ""
-        grid = f"lr {lrs[0]:g}" if len(lrs) == 1 else f"{len(lrs)} lrs"
-        return f"{grid}{knob}, best epoch of ≤ {max(r.max_epochs for rs in self.runs.values() for r in rs)}"
 
 
 def tune(arm: Arm, dataset: MultiTaskDataset, seeds: Sequence[int] = (0,), runner: Runner | None = None,
@@ -239,46 +211,6 @@ def _tune_all(arms: Sequence[Arm], dataset: MultiTaskDataset, seeds: Sequence[in
         best = max(runs, key=lambda key: float(np.mean([score(r.val) for r in runs[key]])))
         out.append(Tuned(arm.name, best[0], best[1], runs))
     return out
-
-
-@dataclass
-class Comparison:
-    """Paired runs of several arms: ``runs[arm][i]`` used ``seeds[i]``."""
-
-    seeds: list[int]
-    runs: dict[str, list[Run]]
-    tuned: dict[str, Tuned] = field(default_factory=dict)
-
-    def values(self, arm: str, task: str, split: str = "test") -> list[float]:
-        if arm not in self.runs:
-            raise ValueError(f"Unknown arm {arm!r}; the arms are {list(self.runs)}.")
-        return [getattr(r, split)[task] for r in self.runs[arm]]
-
-    def difference(self, a: str, b: str, task: str, split: str = "test") -> PairedDifference:
-        """Paired difference a − b of ``task``'s metric over the seeds."""
-        return paired_difference(self.values(a, task, split), self.values(b, task, split))
-
-    def table(self, split: str = "test", digits: int = 4) -> pd.DataFrame:
-        """Per arm: mean ± std of every task's metric, the chosen lr and setting, the kept
-        epochs and the search it got."""
-        rows = {}
-        tasks = list(dict.fromkeys(t for runs in self.runs.values() for t in runs[0].test))
-        for name, runs in self.runs.items():
-            row = {task: format_mean_std([getattr(r, split)[task] for r in runs], digits) if task in runs[0].test
-                   else "" for task in tasks}
-            tuned = self.tuned.get(name)
-            row |= {"lr": runs[0].lr, "setting": runs[0].setting,
-                    "best epoch": f"{int(np.median([r.best_epoch for r in runs]))}/{runs[0].max_epochs}",
-                    "search": tuned.budget_text() if tuned else "given"}
-            rows[name] = row
-        return pd.DataFrame(rows).T.fillna("")
-
-    def differences(self, reference: str, split: str = "test") -> pd.DataFrame:
-        """Every other arm minus ``reference``, per shared task, paired: mean [95 % interval]."""
-        tasks = list(self.runs[reference][0].test)
-        return pd.DataFrame({name: {t: str(self.difference(name, reference, t, split)) for t in tasks
-                                    if t in self.runs[name][0].test}
-                             for name in self.runs if name != reference}).T.fillna("")
 
 
 def compare(arms: Sequence[Arm], dataset: MultiTaskDataset, seeds: Sequence[int] = (0, 1, 2),

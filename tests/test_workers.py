@@ -12,7 +12,7 @@ from mtl_helpers.batched import batched_runner
 from mtl_helpers.data import Budget, MultiTaskDataset, Split
 from mtl_helpers.experiments.nb04 import grid_runner, weighting_arm
 from mtl_helpers.models import coupling_penalty, make_soft_sharing, standard_network
-from mtl_helpers.protocol import Arm, compare, reusing_runner
+from mtl_helpers.protocol import Arm, compare, reusing_runner, sequential_runner
 from mtl_helpers.tasks import Task
 from mtl_helpers.weighting import StaticWeighting
 from mtl_helpers.workers import build_seeded, default_workers, side_by_side
@@ -162,3 +162,25 @@ def test_the_batched_runners_give_the_same_runs_side_by_side(batched, monkeypatc
         assert (r1.seed, r1.setting, r1.val, r1.test, r1.best_epoch) == (r2.seed, r2.setting, r2.val, r2.test,
                                                                          r2.best_epoch)
         assert all(torch.equal(p, q) for p, q in zip(r1.model.parameters(), r2.model.parameters()))
+
+
+def test_an_alias_waits_for_its_source_run_in_training_instead_of_training_it_again():
+    started, release = threading.Event(), threading.Event()
+
+    def slow(arm, dataset, lr, settings, seeds, device=None):
+        if arm.name == "equal":  # the source: hold its run in training until released
+            started.set()
+            release.wait(30)
+        return sequential_runner(arm, dataset, lr, settings, seeds, device=device)
+
+    def never(_):
+        raise AssertionError("the alias was trained although its source's run was in training")
+    runner = reusing_runner({("alias", None): "equal"}, slow)
+    equal, alias = Arm("equal", lambda _: standard_network(DATA)), Arm("alias", never)
+
+    def ask_for_the_alias():
+        started.wait(30)
+        threading.Timer(0.5, release.set).start()  # the source finishes only after the alias asked
+        return runner(alias, DATA, 1e-2, [None], [0])
+    source, copy = side_by_side([lambda: runner(equal, DATA, 1e-2, [None], [0]), ask_for_the_alias], workers=2)
+    assert copy[0].arm == "alias" and copy[0].test == source[0].test and copy[0].model is source[0].model
