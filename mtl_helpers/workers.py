@@ -25,7 +25,7 @@ from torch import nn
 from .utils import get_device, seed_everything
 
 _GLOBAL_RNG = threading.Lock()
-_THIS_THREAD = threading.local()  # .in_job: True in a worker thread of side_by_side
+_THIS_THREAD = threading.local()  # .in_job: True in a worker thread; .limit: the caller's workers
 Result = TypeVar("Result")
 
 
@@ -72,7 +72,8 @@ def side_by_side(jobs: Sequence[Callable[[], Result]], workers: int | None = Non
     them one after the other in its own thread: at most ``workers`` threads ever compute
     (``workers=1``: everything one after the other).
     """
-    workers = default_workers() if workers is None else workers
+    if workers is None:  # inside a lone job of a side_by_side call: that call's number
+        workers = getattr(_THIS_THREAD, "limit", None) or default_workers()
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}.")
     if getattr(_THIS_THREAD, "in_job", False):
@@ -86,8 +87,12 @@ def side_by_side(jobs: Sequence[Callable[[], Result]], workers: int | None = Non
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        if len(jobs) < 2:
-            return [job() for job in jobs]
+        if len(jobs) < 2:  # a lone job runs here; its own jobs get the same number of workers
+            _THIS_THREAD.limit, outer = workers, getattr(_THIS_THREAD, "limit", None)
+            try:
+                return [job() for job in jobs]
+            finally:
+                _THIS_THREAD.limit = outer
         with ThreadPoolExecutor(min(workers, len(jobs)), initializer=setattr,
                                 initargs=(_THIS_THREAD, "in_job", True)) as pool:
             futures = [pool.submit(job) for job in jobs]

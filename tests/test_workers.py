@@ -184,3 +184,19 @@ def test_an_alias_waits_for_its_source_run_in_training_instead_of_training_it_ag
         return runner(alias, DATA, 1e-2, [None], [0])
     source, copy = side_by_side([lambda: runner(equal, DATA, 1e-2, [None], [0]), ask_for_the_alias], workers=2)
     assert copy[0].arm == "alias" and copy[0].test == source[0].test and copy[0].model is source[0].model
+
+
+def test_a_lone_jobs_own_jobs_keep_the_callers_number_of_workers(monkeypatch):
+    """compare(workers=2) with one arm and one lr: the runner's runs inside still use 2 threads."""
+    monkeypatch.setenv("MTL_WORKERS", "4")
+    lock, active, most = threading.Lock(), [0], [0]
+
+    def inner() -> None:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        threading.Event().wait(0.2)  # long enough for 4 threads to overlap if there were 4
+        with lock:
+            active[0] -= 1
+    side_by_side([lambda: side_by_side([inner] * 4)], workers=2)
+    assert most[0] == 2
