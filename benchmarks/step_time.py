@@ -6,6 +6,7 @@
     python benchmarks/step_time.py --only-course --trunks mlp --tasks 4
     python benchmarks/step_time.py --rounds 0 --profile --allocator default --trunks conv   # page faults
     python benchmarks/step_time.py --device cuda    # on a GPU (wall clock, synchronised)
+    python benchmarks/step_time.py --only-course --floors --trunks mlp --tasks 4   # what bounds MGDA-UB
 
 Every arm runs one whole optimisation step on the same model (its own copy, same initial
 weights), the same batch of 256 and the optimizer ``fit`` builds (:func:`mtl_helpers.train.make_optimizer`:
@@ -55,6 +56,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mtl_helpers.train as train  # noqa: E402
+from mtl_helpers.conflict import combine, min_norm_weights  # noqa: E402
 from mtl_helpers.data import Split  # noqa: E402
 from mtl_helpers.models import HardSharing  # noqa: E402
 from mtl_helpers.models.trunks import ConvTrunk, make_head, mlp  # noqa: E402
@@ -70,6 +72,11 @@ COURSE = {
     "MGDA-UB": {"gradient_method": "mgda", "gradients_wrt": "representation"},
     "CAGrad": {"gradient_method": "cagrad"},
     "Nash-MTL": {"gradient_method": "nash"},
+}
+# ``--floors``: two arms that are not course methods, to show what bounds MGDA-UB's step.
+FLOORS = {
+    "MGDA-UB, free direction (d = g_1)": {"gradients_wrt": "representation", "gradient_method": lambda g: g[0]},
+    "MGDA-UB, float32 Gram": {"gradients_wrt": "representation", "gradient_method": "mgda_float32_gram"},
 }
 BATCH = 256
 Step = Callable[[], object]
@@ -102,10 +109,21 @@ def per_task_losses(outputs: dict[str, Tensor], batch: Split, tasks: list[Task])
     return [t.loss(outputs[t.name], batch.y[t.name]) for t in tasks]
 
 
+def mgda_float32_gram(grads: Tensor) -> Tensor:
+    """MGDA's direction with M = G Gᵀ summed in float32 (then float64 for the solver), as torchjd
+    and LibMTL compute it: what the course's float64 Gram matrix costs (``--floors``)."""
+    m = (grads @ grads.T).double()
+    if not torch.isfinite(m.trace()):
+        raise ValueError("G has a NaN or inf entry.")
+    return combine(min_norm_weights(m), grads, check=False)
+
+
 def course_step(model: nn.Module, batch: Split, tasks: list[Task], options: dict,
                 optimizer: torch.optim.Optimizer | None = None) -> Step:
     """One real ``train_step``, the function ``fit`` calls, with fit's name resolution and Adam."""
-    weighting, method = resolve_methods(model, tasks, None, options.get("gradient_method"))
+    method = options.get("gradient_method")
+    weighting, method = resolve_methods(model, tasks, None,
+                                        mgda_float32_gram if method == "mgda_float32_gram" else method)
     optimizer = optimizer or make_optimizer(model.parameters())
     wrt = options.get("gradients_wrt", "parameters")
     return lambda: train_step(model, batch, tasks, optimizer, weighting=weighting, gradient_method=method,
@@ -263,7 +281,7 @@ def page_faults() -> tuple[int, float]:
 
 # ------------------------------------------------------------------ timing
 def measure(trunk: str, n_tasks: int, rounds: int, warmup: int, libs: dict,
-            clock: str = "cpu", device: str = "cpu") -> dict[tuple[str, str], float]:
+            clock: str = "cpu", device: str = "cpu", course: dict = COURSE) -> dict[tuple[str, str], float]:
     """Median ms per step of every (library, method) arm, all timed in turn in each round.
 
     ``clock="wall"``: :func:`~mtl_helpers.utils.time_interleaved`'s wall clock. ``"cpu"``: the
@@ -272,7 +290,7 @@ def measure(trunk: str, n_tasks: int, rounds: int, warmup: int, libs: dict,
     """
     model, batch, tasks = make_problem(trunk, n_tasks, device=device)
     steps = {("course", name): course_step(copy.deepcopy(model), batch, tasks, options)
-             for name, options in COURSE.items()}
+             for name, options in course.items()}
     for lib, arms in libs.items():
         for name, build in arms(n_tasks).items():
             steps[(lib, name)] = build(copy.deepcopy(model), batch, tasks)
@@ -294,13 +312,13 @@ def measure(trunk: str, n_tasks: int, rounds: int, warmup: int, libs: dict,
     return {key: seconds[f"{key[0]}/{key[1]}"] * 1e3 for key in steps}
 
 
-def table(trunk: str, n_tasks: int, ms: dict[tuple[str, str], float]) -> str:
+def table(trunk: str, n_tasks: int, ms: dict[tuple[str, str], float], course: dict = COURSE) -> str:
     """A Markdown table: ms per step, × the course's equal-weights step, course ÷ LibMTL and ÷ torchjd."""
     base = ms[("course", "equal weights")]
     lines = [f"\n{trunk} trunk, T = {n_tasks}\n",
              "| method | course ms | × equal weights | LibMTL ms | course ÷ LibMTL | torchjd ms | course ÷ torchjd |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for name in COURSE:
+    for name in course:
         ours, lib, jd = ms[("course", name)], ms.get(("LibMTL", name)), ms.get(("torchjd", name))
         cells = [name, f"{ours:.2f}", f"{ours / base:.2f}", f"{lib:.2f}" if lib else "—",
                  f"**{ours / lib:.2f}**" if lib else "—", f"{jd:.2f}" if jd else "—", f"{ours / jd:.2f}" if jd else "—"]
@@ -400,6 +418,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda implies --clock wall)")
     parser.add_argument("--only-course", action="store_true", help="skip torchjd and LibMTL")
     parser.add_argument("--profile", action="store_true", help="also profile the course's steps")
+    parser.add_argument("--floors", action="store_true",
+                        help="also MGDA-UB with a free direction (its two backward passes alone) and with a "
+                             "float32 Gram matrix")
     args = parser.parse_args(argv)
     if torch.device(args.device).type == "cuda":
         if args.profile:
@@ -414,11 +435,11 @@ def main(argv: list[str] | None = None) -> None:
         f"; ms per step: median over {args.rounds} interleaved rounds ({args.warmup} warm-up), {args.clock} clock"
         if args.rounds > 0 else ""))
     libs = libraries(args.only_course) if args.rounds > 0 else {}
+    course = {**COURSE, **FLOORS} if args.floors else COURSE
     for trunk in args.trunks if args.rounds > 0 else ():
         for n_tasks in args.tasks:
-            print(table(trunk, n_tasks, measure(trunk, n_tasks, args.rounds, args.warmup, libs, args.clock,
-                                                       args.device)),
-                  flush=True)
+            ms = measure(trunk, n_tasks, args.rounds, args.warmup, libs, args.clock, args.device, course)
+            print(table(trunk, n_tasks, ms, course), flush=True)
     if args.profile:
         for trunk in args.trunks:
             profile(trunk, max(args.tasks), list(COURSE))
