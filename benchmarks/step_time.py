@@ -73,11 +73,6 @@ COURSE = {
     "CAGrad": {"gradient_method": "cagrad"},
     "Nash-MTL": {"gradient_method": "nash"},
 }
-# ``--floors``: two arms that are not course methods, to show what bounds MGDA-UB's step.
-FLOORS = {
-    "MGDA-UB, free direction (d = g_1)": {"gradients_wrt": "representation", "gradient_method": lambda g: g[0]},
-    "MGDA-UB, float32 Gram": {"gradients_wrt": "representation", "gradient_method": "mgda_float32_gram"},
-}
 BATCH = 256
 Step = Callable[[], object]
 Builder = Callable[[HardSharing, Split, list[Task]], Step]
@@ -118,12 +113,17 @@ def mgda_float32_gram(grads: Tensor) -> Tensor:
     return combine(min_norm_weights(m), grads, check=False)
 
 
+# ``--floors``: two arms that are not course methods, to show what bounds MGDA-UB's step.
+FLOORS = {
+    "MGDA-UB, free direction (d = g_1)": {"gradients_wrt": "representation", "gradient_method": lambda g: g[0]},
+    "MGDA-UB, float32 Gram": {"gradients_wrt": "representation", "gradient_method": mgda_float32_gram},
+}
+
+
 def course_step(model: nn.Module, batch: Split, tasks: list[Task], options: dict,
                 optimizer: torch.optim.Optimizer | None = None) -> Step:
     """One real ``train_step``, the function ``fit`` calls, with fit's name resolution and Adam."""
-    method = options.get("gradient_method")
-    weighting, method = resolve_methods(model, tasks, None,
-                                        mgda_float32_gram if method == "mgda_float32_gram" else method)
+    weighting, method = resolve_methods(model, tasks, None, options.get("gradient_method"))
     optimizer = optimizer or make_optimizer(model.parameters())
     wrt = options.get("gradients_wrt", "parameters")
     return lambda: train_step(model, batch, tasks, optimizer, weighting=weighting, gradient_method=method,
