@@ -240,9 +240,10 @@ def compare(arms: Sequence[Arm], dataset: MultiTaskDataset, seeds: Sequence[int]
 
 
 def claim_difference(text: str, difference: PairedDifference, expected: int) -> None:
-    """Claim a direction (+1: the first arm is better, −1: worse) only if the paired interval
-    excludes zero; ``expected=0`` claims "no measurable difference" (the interval contains 0).
-    For a lower-is-better metric (RMSE) pass the difference the other way round."""
+    """Claim the sign of a paired difference a − b: ``expected=+1`` when its whole interval lies
+    above zero (a is higher), −1 below zero, 0 "no measurable difference" (it contains 0).
+    Whether higher is better is the metric's business: for accuracy +1 says a is better, for a
+    loss or an RMSE it says a is worse."""
     if expected not in (-1, 0, 1):
         raise ValueError(f"expected must be +1, -1 or 0, got {expected!r}.")
     claim(f"{text}: {difference} (95 % paired interval over {len(difference.values)} seeds)",

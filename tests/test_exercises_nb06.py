@@ -1,7 +1,13 @@
 """The notebook 06 checkers accept the reference and reject plausible wrong answers."""
 
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
+from scipy.special import stdtrit
 
 from mtl_helpers.exercises.nb06 import (
     check_esmm_loss,
@@ -60,6 +66,31 @@ def test_negative_transfer_checker():
     assert not check_negative_transfer(lambda a, b: int(sum(a) > sum(b)) - int(sum(a) < sum(b)))  # means only
     assert not check_negative_transfer(lambda a, b: -paired_difference(a, b).direction)  # sign reversed
     assert not check_negative_transfer(lambda a, b: 1 if min(a) > max(b) else -1 if max(a) < min(b) else 0)  # unpaired
+
+
+def interval_verdict(half_width: Callable[[int], float], ddof: int = 1) -> Callable[[list, list], int]:
+    """A verdict from mean ± half_width(n)·sd of the per-seed differences (sd with ``ddof``)."""
+    def verdict(a: list, b: list) -> int:
+        d = np.subtract(a, b)
+        half = half_width(len(d)) * d.std(ddof=ddof)
+        return 1 if d.mean() - half > 0 else -1 if d.mean() + half < 0 else 0
+    return verdict
+
+
+def t_quantile(level: float) -> Callable[[int], float]:
+    return lambda n: float(stdtrit(n - 1, (1 + level) / 2)) / math.sqrt(n)
+
+
+@pytest.mark.parametrize("wrong", [
+    interval_verdict(lambda n: 1.96 / math.sqrt(n)),  # a z-interval: 1.96 instead of the t quantile
+    interval_verdict(lambda n: 1.96),  # mean ± 1.96 sd: the spread of a seed, not of the mean
+    interval_verdict(t_quantile(0.90)),  # a 90 % interval
+    interval_verdict(t_quantile(0.99)),  # a 99 % interval
+    interval_verdict(t_quantile(0.95), ddof=0),  # the sd with ddof=0
+    lambda a, b: int(all(x > y for x, y in zip(a, b))) - int(all(x < y for x, y in zip(a, b))),  # same sign
+], ids=["z-interval", "1.96 sd", "90 %", "99 %", "ddof=0", "same sign on every seed"])
+def test_negative_transfer_checker_rejects_the_wrong_interval(wrong):
+    assert not check_negative_transfer(wrong)
 
 
 def not_implemented(*args):

@@ -1,13 +1,18 @@
 """Tests of notebook 06's studies (mtl_helpers.experiments.nb06), on tiny data."""
 
+import dataclasses
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
+from mtl_helpers import workers
 from mtl_helpers.data import Budget
 from mtl_helpers.experiments import nb06
-from mtl_helpers.protocol import run
+from mtl_helpers.protocol import run, tune
+from mtl_helpers.train import selection_score
 
 TINY = Budget(epochs=2, batch_size=64, lrs=(3e-3, 1e-2))
 
@@ -116,9 +121,15 @@ def test_click_study_views_and_report():
     for name, (arm, ds) in arms.items():
         results[name] = run(arm, ds, lr=1e-2, seed=0)
         report = nb06.cvr_report(results[name].model, data)
-        assert set(report) == {"AUC, clicked", "AUC, all", "mean pCVR − truth", "calibration error"}
-        assert 0 <= report["AUC, all"] <= 1 and report["calibration error"] >= 0
+        assert set(report) == {"AUC, clicked", "AUC, all", "mean pCVR − truth", "mean |pCVR − truth|"}
+        assert 0 <= report["AUC, all"] <= 1 and report["mean |pCVR − truth|"] >= 0
+        by_ctr = nb06.cvr_error_by_ctr(results[name].model, data)
+        assert set(by_ctr) == {"rarely clicked", "often clicked"} and min(by_ctr.values()) >= 0
+        halves = nb06.cvr_error_by_ctr(results[name].model, data, share=0.5)  # the two halves average to the whole
+        assert (halves["rarely clicked"] + halves["often clicked"]) / 2 == pytest.approx(report["mean |pCVR − truth|"])
     assert results["CVR net, clicked only"].max_epochs > results["ESMM"].max_epochs  # same steps, fewer rows
+    with pytest.raises(ValueError, match="share"):
+        nb06.cvr_error_by_ctr(results["ESMM"].model, data, share=0.9)
     nb06.plot_calibration({name: [r.model] for name, r in results.items()}, data)
     plt.close("all")
 
@@ -131,3 +142,31 @@ def test_stored_sweep_loads():
     assert all(r.seeds == list(nb06.STORED_SEEDS) for r in study.values())
     assert set(stored["label_correlation"]) == {str(p) for p in nb06.CORRELATIONS}
     assert set(study["MMoE"].correlations) == set(nb06.CORRELATIONS)
+    assert stored["budget"] == json.loads(json.dumps(dataclasses.asdict(nb06.STORED_BUDGET)))  # the notebook re-runs it
+
+
+def test_usage_entropy_is_one_when_uniform_and_zero_on_one_expert():
+    assert nb06.usage_entropy(torch.full((2, 8), 1 / 8)) == pytest.approx(1.0)
+    assert nb06.usage_entropy(torch.eye(4)[:2]) == pytest.approx(0.0, abs=1e-12)
+    assert 0 < nb06.usage_entropy(torch.tensor([[0.7, 0.1, 0.1, 0.1]])) < 1
+
+
+def test_gates_at_init_are_the_trained_runs_starting_gates(datasets):
+    untrained = nb06.gates_at_init(datasets, seeds=(0, 1))
+    assert set(untrained) == {"agreement", "entropy"} and all(len(v) == 2 for v in untrained.values())
+    assert untrained == nb06.gates_at_init(datasets, seeds=(0, 1))  # seeded: the same initial weights
+    assert untrained["agreement"][0] != untrained["agreement"][1]  # and each seed its own
+    model = workers.build_seeded(nb06.moe_arms(datasets)["MMoE"].build, None, 1)
+    assert untrained["agreement"][1] == nb06.gate_agreement(model, datasets[1.0].test.x)
+    assert all(0 <= a <= 1 for a in untrained["agreement"]) and all(0.9 < e <= 1 for e in untrained["entropy"])
+
+
+def test_searched_lrs_lists_every_lr_with_its_score_and_kept_epochs(datasets):
+    arm = nb06.moe_arms(datasets, n_experts=3, expert_hidden=4, tower_hidden=2)["MMoE"]
+    data = datasets[1.0]
+    tuned = tune(arm, data, seeds=(0, 1))
+    rows = nb06.searched_lrs(tuned, arm, data)
+    assert list(rows) == ["lr 0.003", "lr 0.01"]
+    for (lr, _), runs in tuned.runs.items():
+        score = float(np.mean([selection_score(r.val, arm.task_list(data)) for r in runs]))
+        assert rows[f"lr {lr:g}"] == f"{score:.4f} (epoch {runs[0].best_epoch}, {runs[1].best_epoch})"

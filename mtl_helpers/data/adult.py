@@ -2,7 +2,7 @@
 unbalanced pair for notebook 04.
 
 Only the *task pair* (income > 50K, never married) is the MMoE paper's (Ma et al., KDD 2018,
-§5.2): the paper used UCI Census-Income (KDD), 299 285 rows; this is the smaller UCI Adult
+§6.3): the paper used UCI Census-Income (KDD), 299 285 rows; this is the smaller UCI Adult
 file (48 842 rows), which has the same two labels.
 """
 

@@ -91,17 +91,34 @@ def check_esmm_loss(fn: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]) -> b
                                  "clicked rows alone."))
 
 
+def _plus(values: list[float], differences: list[float]) -> list[float]:
+    return [round(v + d, 10) for v, d in zip(values, differences)]
+
+
 def check_negative_transfer(fn: Callable[[list[float], list[float]], int]) -> bool:
     """``fn(multi_task_losses, single_task_losses)`` (per seed, same seeds) must return +1 for
     measurable negative transfer (the multi-task loss is higher), −1 for measurable positive
     transfer, 0 when the 95 % paired interval contains 0."""
+    base = [1.00, 1.10, 0.96, 1.20, 0.90, 1.05, 0.98, 1.12]
     cases = [([1.10, 1.21, 1.05], [1.00, 1.10, 0.96]),  # higher on every seed: negative transfer
              ([0.90, 0.95, 0.80], [1.00, 1.04, 0.91]),  # lower on every seed: positive transfer
              ([1.30, 0.80, 1.10], [1.00, 1.00, 1.00]),  # higher on average, but not on every seed
              ([2.00, 1.00, 3.00, 1.51], [1.90, 0.91, 2.92, 1.40]),  # paired: clear, though the seeds differ a lot
-             ([1.2, 1.0], [1.0, 1.1])]
+             ([1.2, 1.0], [1.0, 1.1]),
+             # differences +0.10, +0.02, +0.06 (mean/sd = 1.5): a z-interval (1.96 instead of the t quantile
+             # 4.30 for 3 seeds) excludes 0, the t-interval does not
+             (_plus(base[:3], [0.10, 0.02, 0.06]), base[:3]),
+             # +0.01, +0.30, +0.02: higher on every seed, but too noisy for 3 seeds to tell
+             (_plus(base[:3], [0.01, 0.30, 0.02]), base[:3]),
+             # +0.06, +0.11, +0.16 (mean/sd = 2.2): mean ± 1.96 sd, a 90 % interval or the sd with ddof=0
+             # all exclude 0; the 95 % t-interval (mean/sd must exceed 4.30/√3 = 2.48) does not
+             (_plus(base[:3], [0.06, 0.11, 0.16]), base[:3]),
+             # −0.075, −0.105, −0.135 (|mean|/sd = 3.5): the 95 % t-interval excludes 0, a 99 % one (5.73) does not
+             (_plus(base[3:6], [-0.075, -0.105, -0.135]), base[3:6]),
+             # 8 seeds, |mean|/sd = 1.36: the t-interval (needs 2.36/√8 = 0.84) excludes 0, mean ± 1.96 sd does not
+             (_plus(base, [-0.06, -0.01, -0.03, -0.08, 0.0, -0.04, -0.02, -0.05]), base)]
     return check_cases(fn, cases, lambda a, b: paired_difference(a, b).direction, lambda got, want: got == want,
-                       "Negative-transfer verdict: right on 5 cases.",
+                       f"Negative-transfer verdict: right on {len(cases)} cases.",
                        lambda case, got, want: (f"For multi-task {case[0]} vs single-task {case[1]} the answer is "
                                                 f"{want}, you returned {got}. Take the per-seed differences (paired), "
                                                 "and claim a direction only if their 95 % t-interval excludes 0."))

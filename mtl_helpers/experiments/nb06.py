@@ -32,6 +32,7 @@ from ..metrics import PairedDifference, auc, format_mean_std, paired_difference
 from ..models.esmm import ESMM, ConversionNet
 from ..models.moe import MixtureOfExperts, MMoE, OMoE, matched_bottom_width, shared_bottom
 from ..protocol import Arm, Run
+from ..results import Tuned
 from ..train import evaluate, fit, predict, selection_score
 from ..utils import count_parameters
 from ..workers import build_seeded
@@ -285,6 +286,23 @@ def gate_agreement(model: MixtureOfExperts, x: torch.Tensor) -> float:
     return float(1 - 0.5 * (gates[0] - gates[1]).abs().sum(1).mean())
 
 
+def usage_entropy(usage: Tensor) -> float:
+    """Mean over tasks of H(u_k) / log n for mean gate usages ``usage`` (T × n, rows on the
+    simplex): 1 when a task spreads its weight evenly over the n experts, 0 when it uses one."""
+    usage = torch.as_tensor(usage, dtype=torch.float64)
+    return float(-(usage * usage.clamp_min(1e-300).log()).sum(1).mean() / np.log(usage.shape[1]))
+
+
+def gates_at_init(datasets: Mapping[float, MultiTaskDataset], seeds: Sequence[int]) -> dict[str, list[float]]:
+    """The untrained baseline of :func:`gate_summary`: MMoE as each seed builds it, before any
+    training (the test inputs are the same at every p), its gate agreement and usage entropy."""
+    dataset = next(iter(datasets.values()))
+    arm, x = moe_arms(datasets)["MMoE"], dataset.test.x
+    models = [build_seeded(arm.build, None, seed) for seed in seeds]
+    return {"agreement": [gate_agreement(m, x) for m in models],
+            "entropy": [usage_entropy(gate_usage(m, x)) for m in models]}
+
+
 # --------------------------------------------------------------------------- reading the sweep
 def sweep_table(study: Mapping[str, ArmSweep], task: str, names: Sequence[str] | None = None) -> pd.DataFrame:
     """Rows: arms (those with ``task``); columns: p; cells: test loss in % of the label variance,
@@ -394,7 +412,9 @@ def draw_correlation(study: Mapping[str, ArmSweep], usage: Mapping[float, torch.
 
 
 # --------------------------------------------------------------------------- the ESMM study
-CLICK_BUDGET = Budget(epochs=6, batch_size=256, lrs=(1e-2,))
+# five lrs and 18 epochs (96 for the CVR nets, on a fifth of the rows): every arm's chosen lr and kept epoch
+# fell inside these grids, or on a flat stretch of validation score (the runs are printed in the notebook)
+CLICK_BUDGET = Budget(epochs=18, batch_size=256, lrs=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1))
 CLICK_DATA = {"n_train": 8_000, "n_val": 2_000, "n_test": 10_000, "dim": 8, "ctr_bias": -2.0, "rho": -0.7,
               "bend": 0.5, "seed": 0}
 
@@ -444,6 +464,16 @@ def esmm_arms(dataset: MultiTaskDataset) -> dict[str, tuple[Arm, MultiTaskDatase
             "ESMM": (Arm("ESMM", lambda _: ESMM(dim), tasks=["click", "purchase"]), dataset)}
 
 
+def searched_lrs(tuned: Tuned, arm: Arm, dataset: MultiTaskDataset) -> dict[str, str]:
+    """The search behind an arm's result: per lr, its validation score (the one the protocol
+    selects on, mean over the tuning seeds) and the kept epoch of each tuning run."""
+    score = arm.score or (lambda metrics: selection_score(metrics, arm.task_list(dataset)))
+    by_lr = sorted(tuned.runs.items(), key=lambda item: item[0][0])
+    return {f"lr {lr:g}": f"{np.mean([score(r.val) for r in runs]):.4f} "
+                          f"(epoch {', '.join(str(r.best_epoch) for r in runs)})"
+            for (lr, _), runs in by_lr}
+
+
 @torch.no_grad()
 def predicted_cvr(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """pCVR = σ(the model's ``conversion`` logit) on every row of ``x``."""
@@ -457,13 +487,26 @@ def cvr_report(model: torch.nn.Module, dataset: MultiTaskDataset) -> dict[str, f
     * ``AUC, all``: against every impression's conversion (revealed by the generator);
     * ``mean pCVR − truth``: mean prediction minus mean true pCVR over all impressions
       (calibration in the large; negative: underestimates);
-    * ``calibration error``: mean |pCVR − true pCVR| over all impressions.
+    * ``mean |pCVR − truth|``: the mean absolute error against the true pCVR, impression by
+      impression (not calibration, which compares averages: :func:`plot_calibration`).
     """
     p = predicted_cvr(model, dataset.test.x)
     truth = dataset.info["truth"]["test"]["cvr"]
     converted, clicked = dataset.test.y["conversion"], dataset.test.y["click"].bool()
     return {"AUC, clicked": auc(p[clicked], converted[clicked]), "AUC, all": auc(p, converted),
-            "mean pCVR − truth": float(p.mean() - truth.mean()), "calibration error": float((p - truth).abs().mean())}
+            "mean pCVR − truth": float(p.mean() - truth.mean()),
+            "mean |pCVR − truth|": float((p - truth).abs().mean())}
+
+
+def cvr_error_by_ctr(model: torch.nn.Module, dataset: MultiTaskDataset, share: float = 0.25) -> dict[str, float]:
+    """Mean |pCVR − true pCVR| on the test impressions *least* likely to be clicked (the ``share``
+    with the lowest true pCTR, where clicked rows are scarcest) and on the ``share`` most likely."""
+    if not 0 < share <= 0.5:
+        raise ValueError(f"share must be in (0, 0.5], got {share}.")
+    error = (predicted_cvr(model, dataset.test.x) - dataset.info["truth"]["test"]["cvr"]).abs()
+    order = dataset.info["truth"]["test"]["ctr"].argsort()
+    n = max(1, int(share * len(order)))
+    return {"rarely clicked": float(error[order[:n]].mean()), "often clicked": float(error[order[-n:]].mean())}
 
 
 def oracle_report(dataset: MultiTaskDataset) -> dict[str, float]:
