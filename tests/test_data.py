@@ -98,6 +98,7 @@ def test_batches_are_the_rows_of_each_chunk_of_one_permutation_masks_included():
         assert torch.equal(batch.x, split.x[index])
         assert torch.equal(batch.y["a"], split.y["a"][index])
         assert torch.equal(batch.masks["a"], split.masks["a"][index])
+        assert isinstance(batch, Split) and torch.equal(batch.labelled("a").x, split.x[index][split.masks["a"][index]])
     with pytest.raises(ValueError, match="batch_size"):
         next(split.batches(0, torch.Generator()))
 
