@@ -412,8 +412,9 @@ def draw_correlation(study: Mapping[str, ArmSweep], usage: Mapping[float, torch.
 
 
 # --------------------------------------------------------------------------- the ESMM study
-# five lrs and 18 epochs (96 for the CVR nets, on a fifth of the rows): every arm's chosen lr and kept epoch
-# fell inside these grids, or on a flat stretch of validation score (the runs are printed in the notebook)
+# five lrs and 18 epochs (96 for the CVR nets, on a fifth of the rows): in the search (seed 0) every arm's chosen
+# lr and kept epoch fell inside these grids, or on a flat stretch of validation score (printed in the notebook);
+# one of ESMM's five final runs keeps its last epoch
 CLICK_BUDGET = Budget(epochs=18, batch_size=256, lrs=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1))
 CLICK_DATA = {"n_train": 8_000, "n_val": 2_000, "n_test": 10_000, "dim": 8, "ctr_bias": -2.0, "rho": -0.7,
               "bend": 0.5, "seed": 0}
