@@ -44,7 +44,7 @@ from .results import Comparison, Run, Tuned
 from .tasks import Task
 from .train import evaluate, fit, selection_score
 from .utils import claim
-from .workers import build_seeded, side_by_side
+from .workers import build_seeded, shares_memory, side_by_side
 
 
 @dataclass
@@ -176,6 +176,7 @@ def reusing_runner(aliases: Mapping[tuple[str, Any], str], runner: Runner = sequ
             mine.set_result(result)
         return result
 
+    @shares_memory  # side by side its jobs run in threads: an alias finds its source's run in `done`
     def run_all(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: Sequence[Any], seeds: Sequence[int],
                 device: torch.device | str | None = None) -> list[Run]:
         return side_by_side([functools.partial(one, arm, dataset, lr, v, s, device) for v in settings for s in seeds])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
+import os
 import threading
 
 import pytest
@@ -15,7 +18,7 @@ from mtl_helpers.models import coupling_penalty, make_soft_sharing, standard_net
 from mtl_helpers.protocol import Arm, compare, reusing_runner, sequential_runner
 from mtl_helpers.tasks import Task
 from mtl_helpers.weighting import StaticWeighting
-from mtl_helpers.workers import build_seeded, default_workers, side_by_side
+from mtl_helpers.workers import build_seeded, default_workers, parallel_kind, shares_memory, side_by_side
 
 TASKS = [Task("a", "binary"), Task("b", "binary")]
 
@@ -31,15 +34,59 @@ def tiny() -> MultiTaskDataset:
 
 
 DATA = tiny()
+FORKS = parallel_kind() == "processes"  # Linux: runs side by side in forked processes
+KINDS = ["threads", pytest.param("processes", marks=pytest.mark.skipif(not FORKS, reason="no fork here"))]
 
 
-def test_side_by_side_runs_jobs_at_once_and_keeps_their_order():
+@pytest.fixture
+def threads_only(monkeypatch):
+    """Jobs that talk to each other through this process's memory (events, counters) need threads."""
+    monkeypatch.setenv("MTL_PARALLEL", "threads")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_side_by_side_runs_jobs_at_once_and_keeps_their_order(kind, monkeypatch):
     """Two jobs that each wait for the other can only finish if they run at the same time."""
-    meet = threading.Barrier(2, timeout=30)
+    monkeypatch.setenv("MTL_PARALLEL", kind)
+    meet = (threading.Barrier if kind == "threads" else multiprocessing.get_context("fork").Barrier)(2, timeout=30)
 
     def job(i: int):
-        return lambda: (meet.wait(), i, torch.get_num_threads())[1:]
-    assert side_by_side([job(0), job(1)], workers=2) == [(0, 1), (1, 1)]  # one torch thread each
+        return lambda: (meet.wait(), i, torch.get_num_threads(), os.getpid())[1:]
+    results = side_by_side([job(0), job(1)], workers=2)
+    assert [r[:2] for r in results] == [(0, 1), (1, 1)]  # in order, one torch thread each
+    pids = {r[2] for r in results}
+    assert pids == {os.getpid()} if kind == "threads" else (len(pids) == 2 and os.getpid() not in pids)
+
+
+def test_parallel_kind_forks_on_linux_unless_told_or_the_jobs_share_memory(monkeypatch):
+    monkeypatch.delenv("MTL_PARALLEL", raising=False)
+    expected = "processes" if os.uname().sysname == "Linux" else "threads"
+    assert parallel_kind([lambda: 1]) == expected
+    assert parallel_kind([functools.partial(shares_memory(lambda **_: 1), device="cpu")]) == "threads"
+    assert parallel_kind([functools.partial(reusing_runner({}), DATA)]) == "threads"  # its cache is shared
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # CUDA does not survive a fork
+    assert parallel_kind([lambda: 1]) == "threads"
+    monkeypatch.undo()
+    monkeypatch.setenv("MTL_PARALLEL", "threads")
+    assert parallel_kind([lambda: 1]) == "threads"
+    monkeypatch.setenv("MTL_PARALLEL", "forks")
+    with pytest.raises(ValueError, match="MTL_PARALLEL must be one of"):
+        parallel_kind([lambda: 1])
+
+
+@pytest.mark.skipif(not FORKS, reason="no fork here")
+def test_forked_jobs_return_closures_raise_errors_and_run_their_own_jobs_in_their_process(monkeypatch):
+    monkeypatch.delenv("MTL_PARALLEL", raising=False)
+    scale = 3.0
+    closures = side_by_side([lambda: (lambda x: scale * x), lambda: {"penalty": lambda x: -x}], workers=2)
+    assert closures[0](2.0) == 6.0 and closures[1]["penalty"](1.0) == -1.0  # pickled by value (cloudpickle)
+
+    def nested():
+        return os.getpid(), side_by_side([os.getpid, os.getpid], workers=2)
+    for pid, inner in side_by_side([nested, nested], workers=2):
+        assert pid != os.getpid() and inner == [pid, pid]  # never more than 2 processes computing
+    with pytest.raises(ValueError, match="bad seed 7"):
+        side_by_side([lambda: 1, lambda: (_ for _ in ()).throw(ValueError("bad seed 7"))], workers=2)
 
 
 def test_side_by_side_computes_on_one_thread_even_for_one_job():
@@ -99,8 +146,10 @@ def test_build_seeded_builds_under_the_lock_with_the_seeds_weights():
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
 
 
-def test_compare_side_by_side_gives_the_same_runs_as_one_after_the_other():
+@pytest.mark.parametrize("kind", KINDS)
+def test_compare_side_by_side_gives_the_same_runs_as_one_after_the_other(kind, monkeypatch):
     """Both arms, both lrs and three seeds: the same choices, metrics, epochs and weights."""
+    monkeypatch.setenv("MTL_PARALLEL", kind)
     arms = [Arm("MTL", lambda _: standard_network(DATA)),
             Arm("STL a", lambda _: standard_network(DATA, ["a"]), tasks=["a"])]
     threads = torch.get_num_threads()
@@ -128,7 +177,7 @@ def test_a_reusing_runner_side_by_side_returns_the_sources_runs():
     assert built.count("equal") == 3  # 2 lrs at seed 0, then seed 1 at the chosen lr
 
 
-def test_jobs_asked_for_inside_a_job_run_in_its_thread():
+def test_jobs_asked_for_inside_a_job_run_in_its_thread(threads_only):
     def inner() -> int:
         return threading.get_ident()
 
@@ -140,9 +189,11 @@ def test_jobs_asked_for_inside_a_job_run_in_its_thread():
     assert me == threading.get_ident() and inners == [me, me]  # workers=1: all one after the other
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("batched", ["coupling", "static grid"])
-def test_the_batched_runners_give_the_same_runs_side_by_side(batched, monkeypatch):
+def test_the_batched_runners_give_the_same_runs_side_by_side(batched, kind, monkeypatch):
     """notebook 03's batched runner and notebook 04's grid runner train their seeds side by side."""
+    monkeypatch.setenv("MTL_PARALLEL", kind)
     if batched == "coupling":
         arm = Arm("coupling", lambda _: make_soft_sharing(DATA), settings=[0.0, 1.0], penalty=coupling_penalty)
         runner = batched_runner
@@ -164,7 +215,7 @@ def test_the_batched_runners_give_the_same_runs_side_by_side(batched, monkeypatc
         assert all(torch.equal(p, q) for p, q in zip(r1.model.parameters(), r2.model.parameters()))
 
 
-def test_an_alias_waits_for_its_source_run_in_training_instead_of_training_it_again():
+def test_an_alias_waits_for_its_source_run_in_training_instead_of_training_it_again(threads_only):
     started, release = threading.Event(), threading.Event()
 
     def slow(arm, dataset, lr, settings, seeds, device=None):
@@ -186,7 +237,7 @@ def test_an_alias_waits_for_its_source_run_in_training_instead_of_training_it_ag
     assert copy[0].arm == "alias" and copy[0].test == source[0].test and copy[0].model is source[0].model
 
 
-def test_a_lone_jobs_own_jobs_keep_the_callers_number_of_workers(monkeypatch):
+def test_a_lone_jobs_own_jobs_keep_the_callers_number_of_workers(threads_only, monkeypatch):
     """compare(workers=2) with one arm and one lr: the runner's runs inside still use 2 threads."""
     monkeypatch.setenv("MTL_WORKERS", "4")
     lock, active, most = threading.Lock(), [0], [0]
