@@ -64,9 +64,9 @@ def build_seeded(build: Callable[[Any], nn.Module], setting: Any, seed: int) -> 
 
 def default_workers() -> int:
     """How many runs train side by side: ``MTL_WORKERS`` if set, else the CPU cores this
-    process may use, at most 4 (measured on 2; more threads contend for Python's lock on tiny
-    networks); 1 where the course computes on a GPU (:func:`~mtl_helpers.utils.get_device`),
-    where it was not measured."""
+    process may use, at most 4 (measured on 2 cores; in threads more contend for Python's lock,
+    in processes each is one more copy of the kernel's memory); 1 where the course computes on a
+    GPU (:func:`~mtl_helpers.utils.get_device`), where it was not measured."""
     if "MTL_WORKERS" in os.environ:
         workers = int(os.environ["MTL_WORKERS"])
         if workers < 1:
