@@ -102,7 +102,8 @@ def parallel_kind(jobs: Sequence[Callable[[], Any]] = ()) -> str:
     if kind not in PARALLEL_KINDS:
         raise ValueError(f"MTL_PARALLEL must be one of {PARALLEL_KINDS}, got {kind!r}.")
     can_fork = sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
-    if kind == "threads" or not can_fork or torch.cuda.is_initialized() or any(map(_shares_memory, jobs)):
+    on_cpu = get_device().type == "cpu" and not torch.cuda.is_initialized()  # CUDA does not survive a fork
+    if kind == "threads" or not can_fork or not on_cpu or any(map(_shares_memory, jobs)):
         return "threads"
     return "processes"
 

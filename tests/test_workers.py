@@ -60,6 +60,7 @@ def test_side_by_side_runs_jobs_at_once_and_keeps_their_order(kind, monkeypatch)
 
 def test_parallel_kind_forks_on_linux_unless_told_or_the_jobs_share_memory(monkeypatch):
     monkeypatch.delenv("MTL_PARALLEL", raising=False)
+    monkeypatch.setenv("MTL_DEVICE", "cpu")
     expected = "processes" if os.uname().sysname == "Linux" else "threads"
     assert parallel_kind([lambda: 1]) == expected
     assert parallel_kind([functools.partial(shares_memory(lambda **_: 1), device="cpu")]) == "threads"
@@ -67,6 +68,9 @@ def test_parallel_kind_forks_on_linux_unless_told_or_the_jobs_share_memory(monke
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # CUDA does not survive a fork
     assert parallel_kind([lambda: 1]) == "threads"
     monkeypatch.undo()
+    monkeypatch.setenv("MTL_DEVICE", "cuda")  # the course computes on a GPU: threads
+    assert parallel_kind([lambda: 1]) == "threads"
+    monkeypatch.delenv("MTL_DEVICE")
     monkeypatch.setenv("MTL_PARALLEL", "threads")
     assert parallel_kind([lambda: 1]) == "threads"
     monkeypatch.setenv("MTL_PARALLEL", "forks")
