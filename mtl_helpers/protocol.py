@@ -149,7 +149,11 @@ def reusing_runner(aliases: Mapping[tuple[str, Any], str], runner: Runner = sequ
     ``setting`` gets that run back (renamed); anything else is trained by ``runner``. Give
     ``other`` first in ``compare``, or pass its runs trained earlier as ``earlier = (dataset,
     runs)`` (notebook 02: the split after the whole trunk *is* the standard network). Side by
-    side, a request for a run of ``other`` still in training waits for it.
+    side, a request for a run of ``other`` still in training waits for it: the runs train in
+    threads. With ``earlier`` they may train in forked processes
+    (:func:`~mtl_helpers.workers.side_by_side`), which find ``earlier`` in their copy of memory;
+    a run of ``other`` trained through this runner there is not seen by the other processes,
+    which train it again (the same floats, more time): give ``earlier`` every run of ``other``.
     """
     sources = set(aliases.values())
     done: dict[tuple[int, str, float, int], Future] = {}  # the sources' runs: trained, or in training
@@ -176,12 +180,14 @@ def reusing_runner(aliases: Mapping[tuple[str, Any], str], runner: Runner = sequ
             mine.set_result(result)
         return result
 
-    @shares_memory  # side by side its jobs run in threads: an alias finds its source's run in `done`
     def run_all(arm: Arm, dataset: MultiTaskDataset, lr: float, settings: Sequence[Any], seeds: Sequence[int],
                 device: torch.device | str | None = None) -> list[Run]:
         return side_by_side([functools.partial(one, arm, dataset, lr, v, s, device) for v in settings for s in seeds])
 
-    return run_all
+    # Without `earlier`, one job trains a source's run and another waits for it in `done`: side by
+    # side they must share this process's memory (threads). With `earlier` the sources' runs exist
+    # before any job starts, and forked processes find them in their copy of `done`.
+    return run_all if earlier is not None else shares_memory(run_all)
 
 
 def tune(arm: Arm, dataset: MultiTaskDataset, seeds: Sequence[int] = (0,), runner: Runner | None = None,

@@ -2,6 +2,7 @@ import math
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,8 +13,8 @@ from mtl_helpers.data import Budget, MultiTaskDataset, Split, load_adult
 from mtl_helpers.experiments.nb02 import (
     MASK_SEED_OFFSET,
     auxiliary_head_auc,
+    chosen_depth,
     cost_table,
-    depth_comparison,
     depth_results,
     depth_sweep,
     draw_architecture,
@@ -143,36 +144,44 @@ def test_separate_towers_train_exactly_like_single_task_nets():
     assert towers.test["income"] == pytest.approx(alone.test["income"], abs=1e-6)
 
 
-def test_depth_sweep_runs_every_depth_with_the_same_seeds():
-    tuned = depth_sweep(AD, [0, 3], [0, 1], lrs=[1e-2])
-    assert set(tuned.runs) == {(1e-2, 0), (1e-2, 3)} and tuned.setting in (0, 3)
-    assert all(sorted(r.seed for r in runs) == [0, 1] for runs in tuned.runs.values())
-    comparison = depth_comparison(tuned)
+def test_depth_sweep_tunes_every_depth_alike_and_runs_it_with_the_same_seeds():
+    comparison = depth_sweep(AD, [0, 3], [0, 1], lrs=[1e-2, 3e-3])
     assert list(comparison.runs) == ["k=0", "k=3"] and comparison.seeds == [0, 1]
-    assert "lr 0.01 × 2 settings" in comparison.table().loc["k=3", "search"]
+    for name in ("k=0", "k=3"):  # each depth its own search: both lrs with seed 0
+        assert set(comparison.tuned[name].runs) == {(1e-2, None), (3e-3, None)}
+        assert "2 lrs" in comparison.table().loc[name, "search"]
+        assert {r.lr for r in comparison.runs[name]} == {comparison.tuned[name].lr}
     results = depth_results(comparison, AD)
     assert set(results) == {0, 3} and len(results[0]["test"]["income"]) == 2 and "val" in results[3]
     assert results[0]["params"] > results[3]["params"]
-    with pytest.raises(ValueError, match="no runs at lr"):
-        depth_comparison(tuned, lr=0.5)
+    mean_val = {k: np.mean([np.mean(v) for v in results[k]["val"].values()]) for k in (0, 3)}
+    assert chosen_depth(comparison, AD) == max(mean_val, key=mean_val.get)
     with pytest.raises(ValueError, match="at least one depth"):
         depth_sweep(AD, [], [0])
+
+
+def test_chosen_depth_is_the_best_mean_validation_score_not_the_best_seed():
+    def runs(arm, vals):
+        return [Run(arm, s, 1e-2, None, {"income": v, "never_married": v}, {}, 1, 5, 1, 0.0)
+                for s, v in enumerate(vals)]
+    comparison = Comparison([0, 1], {"k=0": runs("k=0", [0.90, 0.70]), "k=2": runs("k=2", [0.85, 0.84])}, {})
+    assert chosen_depth(comparison, AD) == 2  # k=0 has the best single seed, k=2 the best mean
 
 
 def test_depth_sweep_reuses_the_standard_networks_runs_for_the_whole_trunk_split():
     calls = []
 
     def counting(arm, data, lr, settings, seeds, device=None):
-        calls.append((tuple(settings), tuple(seeds)))
+        calls.append((arm.name, tuple(seeds)))
         return sequential_runner(arm, data, lr, settings, seeds, device=device)
 
     standard = [run(mtl_arm(AD), AD, lr=1e-2, seed=s) for s in (0, 1)]
     whole_trunk = 2  # the MLP trunk's two layers
     reused = depth_sweep(AD, [0, whole_trunk], [0, 1], lrs=[1e-2], runner=counting, standard_runs=standard)
-    assert calls == [((0,), (0,)), ((0,), (1,))]  # the whole-trunk split was not trained again
+    assert sorted(calls) == [("k=0", (0,)), ("k=0", (1,))]  # the whole-trunk split was not trained again
     trained = depth_sweep(AD, [whole_trunk], [0, 1], lrs=[1e-2])
-    for got, want in zip(reused.runs[(1e-2, whole_trunk)], trained.runs[(1e-2, whole_trunk)], strict=True):
-        assert got.arm == "split" and got.setting == whole_trunk
+    for got, want in zip(reused.runs[f"k={whole_trunk}"], trained.runs[f"k={whole_trunk}"], strict=True):
+        assert got.arm == f"k={whole_trunk}"
         assert got.val == want.val and got.test == want.test and got.best_epoch == want.best_epoch
     with pytest.raises(ValueError, match="one arm's runs"):
         depth_sweep(AD, [0], [0], lrs=[1e-2], standard_runs=[standard[0], replace(standard[1], arm="other")])

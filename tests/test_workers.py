@@ -65,6 +65,8 @@ def test_parallel_kind_forks_on_linux_unless_told_or_the_jobs_share_memory(monke
     assert parallel_kind([lambda: 1]) == expected
     assert parallel_kind([functools.partial(shares_memory(lambda **_: 1), device="cpu")]) == "threads"
     assert parallel_kind([functools.partial(reusing_runner({}), DATA)]) == "threads"  # its cache is shared
+    earlier = reusing_runner({}, earlier=(DATA, []))  # the sources' runs known before any job starts
+    assert parallel_kind([functools.partial(earlier, DATA)]) == expected
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # CUDA does not survive a fork
     assert parallel_kind([lambda: 1]) == "threads"
     monkeypatch.undo()

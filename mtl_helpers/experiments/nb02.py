@@ -15,8 +15,8 @@ best epoch on validation), :func:`~mtl_helpers.protocol.tune` or
   counts (parameters, FLOPs) and closures for :func:`~mtl_helpers.utils.time_interleaved` to show;
 * :func:`low_data_comparison`, :func:`auxiliary_head_auc` — section 3: every arm tuned alike
   at one label fraction, and how much of the starved task the auxiliary head already ranks;
-* :func:`depth_sweep`, :func:`depth_comparison`, :func:`depth_results` — section 4: the split
-  depth as an arm's setting, chosen on validation, every depth with the same seeds;
+* :func:`depth_arms`, :func:`depth_sweep`, :func:`chosen_depth`, :func:`depth_results` — section 4:
+  one arm per split depth, each tuned alike and run with the same seeds, the depth chosen on validation;
 * :func:`draw_architecture`, :func:`draw_depth_panels`, :func:`draw_split_depth`,
   :func:`draw_low_data` — the figures (diagram, static panels, the widget's figure);
 * :func:`outcome`, :func:`softmax_ce_floor` — section 6 (head/loss mismatches).
@@ -25,6 +25,7 @@ best epoch on validation), :func:`~mtl_helpers.protocol.tune` or
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import statistics
 import warnings
@@ -41,9 +42,9 @@ from ..course import BUDGETS, reference_baselines
 from ..data import Budget, MultiTaskDataset, Split, adult_features, adult_labels, split_adult_frames
 from ..metrics import auc
 from ..models import HardSharing, layer_groups, split_model, standard_network
-from ..protocol import Arm, Comparison, Run, Runner, Tuned, compare, reusing_runner, sequential_runner, tune
+from ..protocol import Arm, Comparison, Run, Runner, Tuned, compare, reusing_runner, sequential_runner
 from ..tasks import Task
-from ..train import make_optimizer, predict, train_step
+from ..train import make_optimizer, predict, selection_score, train_step
 from ..utils import count_parameters
 
 MASK_SEED_OFFSET = 1000  # label masks use seed + 1000: a stream apart from the training seed
@@ -272,45 +273,58 @@ def draw_low_data(comparison: Comparison, task: str, references: Mapping[str, fl
 # --------------------------------------------------------------------------- section 4
 
 
+def depth_arms(dataset: MultiTaskDataset, depths: Sequence[int]) -> list[Arm]:
+    """One arm ``"k=<depth>"`` per split depth: :func:`~mtl_helpers.models.split_model` of
+    ``dataset`` cut after ``depth`` layers (0 = separate towers)."""
+    if not depths:
+        raise ValueError("depth_arms needs at least one depth.")
+    return [Arm(f"k={k}", functools.partial(_split_at, dataset, k)) for k in depths]
+
+
+def _split_at(dataset: MultiTaskDataset, depth: int, _setting: object) -> HardSharing:
+    return split_model(dataset, depth)
+
+
 def depth_sweep(dataset: MultiTaskDataset, depths: Sequence[int], seeds: Sequence[int],
                 lrs: Sequence[float] | None = None, runner: Runner | None = None,
-                device: torch.device | str | None = None, standard_runs: Sequence[Run] = ()) -> Tuned:
-    """The split depth as an arm's setting: :func:`~mtl_helpers.models.split_model` for every
-    depth, every learning rate of ``lrs`` (default: the budget's grid) and every seed, through
-    :func:`~mtl_helpers.protocol.tune`. The depth (and lr) is chosen on the mean validation
-    score over *all* ``seeds``, so every depth is run with the same seeds.
+                device: torch.device | str | None = None, standard_runs: Sequence[Run] = ()) -> Comparison:
+    """The split depth as arms of :func:`~mtl_helpers.protocol.compare`, one per depth
+    (:func:`depth_arms`), every depth tuned alike: each learning rate of ``lrs`` (default: the
+    budget's grid) with the first seed, the training length by the best epoch on validation,
+    then its own learning rate with every seed. Which depth to use is then chosen on validation
+    too (:func:`chosen_depth`).
 
     The split after the whole trunk *is* ``standard_network(dataset)``, weights included
     (:func:`~mtl_helpers.models.split_model`): ``standard_runs``, that network's runs through
-    the same protocol on ``dataset`` (e.g. notebook 02's MTL arm), are reused for that depth
-    where their learning rate and seed match, instead of being trained again."""
+    the same protocol on ``dataset`` (e.g. notebook 02's MTL arm, its search included), are
+    reused for that depth where their learning rate and seed match, instead of being trained again."""
     if not depths or not seeds:
         raise ValueError("depth_sweep needs at least one depth and one seed.")
-    arm = Arm("split", lambda k: split_model(dataset, k), settings=list(depths))
+    arms = depth_arms(dataset, depths)
     if standard_runs:
         names = {r.arm for r in standard_runs}
         if len(names) != 1:
             raise ValueError(f"standard_runs must be one arm's runs, got arms {sorted(names)}.")
         whole_trunk = len(layer_groups(standard_network(dataset).trunk))
-        runner = reusing_runner({(arm.name, whole_trunk): names.pop()}, runner or sequential_runner,
+        runner = reusing_runner({(f"k={whole_trunk}", None): names.pop()}, runner or sequential_runner,
                                 earlier=(dataset, standard_runs))
-    return tune(arm, dataset, seeds=list(seeds), runner=runner, device=device, lrs=lrs)
+    return compare(arms, dataset, seeds=list(seeds), runner=runner, device=device, lrs=lrs)
 
 
-def depth_comparison(tuned: Tuned, lr: float | None = None) -> Comparison:
-    """One arm ``"k=<depth>"`` per depth of a :func:`depth_sweep`, at learning rate ``lr``
-    (default: the chosen one), paired by seed; ``tuned`` is kept as each arm's search."""
-    lr = tuned.lr if lr is None else lr
-    runs = {f"k={k}": sorted(rs, key=lambda r: r.seed) for (rate, k), rs in tuned.runs.items() if rate == lr}
-    if not runs:
-        raise ValueError(f"The sweep has no runs at lr={lr}; it tried {sorted({r for r, _ in tuned.runs})}.")
-    seeds = [r.seed for r in next(iter(runs.values()))]
-    return Comparison(seeds, runs, {name: tuned for name in runs})
+def chosen_depth(comparison: Comparison, dataset: MultiTaskDataset) -> int:
+    """The depth of a :func:`depth_sweep` with the best mean validation score over its seeds
+    (:func:`~mtl_helpers.train.selection_score`, each depth at its own learning rate): the depth
+    is chosen on validation, like the learning rate."""
+    tasks = [dataset.task(t) for t in comparison.runs[next(iter(comparison.runs))][0].val]
+
+    def mean_score(name: str) -> float:
+        return statistics.fmean(selection_score(r.val, tasks) for r in comparison.runs[name])
+    return int(max(comparison.runs, key=mean_score).removeprefix("k="))
 
 
 def depth_results(comparison: Comparison, dataset: MultiTaskDataset) -> dict[int, dict]:
     """``{depth: {"test": {task: [per-seed metric]}, "val": {...}, "params": int}}`` of a
-    :func:`depth_comparison`: what :func:`draw_split_depth` and the widget draw."""
+    :func:`depth_sweep`: what :func:`draw_split_depth` and the widget draw."""
     out = {}
     for name, runs in comparison.runs.items():
         depth = int(name.removeprefix("k="))
