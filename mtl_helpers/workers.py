@@ -33,7 +33,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from typing import Any, TypeVar
 
 import cloudpickle
@@ -160,24 +160,34 @@ def side_by_side(jobs: Sequence[Callable[[], Result]], workers: int | None = Non
 
 
 def _in_processes(jobs: Sequence[Callable[[], Result]], workers: int) -> list[Result]:
-    """The jobs in ``workers`` forked copies of this process; results pickled back, in order."""
+    """The jobs in ``workers`` forked copies of this process; results pickled back, in order.
+    The first error (or an interrupt) stops every worker at once and is raised here."""
     import torch._dynamo  # noqa: F401  (every torch optimizer imports it once: 1-2 s, here rather than per worker)
 
     call = next(_CALLS)
     _FORKED_JOBS[call] = jobs
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker)
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_start_worker) as pool:
-            with warnings.catch_warnings():  # Python >= 3.12 warns on a fork of a process with threads (Jupyter's)
-                warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-                futures = [pool.submit(_run_forked_job, call, i) for i in range(len(jobs))]
-            try:
-                return [pickle.loads(future.result()) for future in futures]
-            finally:
-                for future in futures:  # after an error or an interrupt, start no further job
-                    future.cancel()
+        with warnings.catch_warnings():  # Python >= 3.12 warns on a fork of a process with threads (Jupyter's)
+            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+            futures = [pool.submit(_run_forked_job, call, i) for i in range(len(jobs))]
+        for future in as_completed(futures):
+            future.result()  # raises the first job's error as soon as it happens
+        return [pickle.loads(future.result()) for future in futures]
+    except BaseException:
+        _stop_workers(pool)  # the other runs' results are not wanted: do not wait for them
+        raise
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         del _FORKED_JOBS[call]
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+        pool.terminate_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):  # earlier: the executor's own list
+        process.terminate()
 
 
 def _start_worker() -> None:

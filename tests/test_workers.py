@@ -6,6 +6,7 @@ import functools
 import multiprocessing
 import os
 import threading
+import time
 
 import pytest
 import torch
@@ -93,6 +94,17 @@ def test_forked_jobs_return_closures_raise_errors_and_run_their_own_jobs_in_thei
         assert pid != os.getpid() and inner == [pid, pid]  # never more than 2 processes computing
     with pytest.raises(ValueError, match="bad seed 7"):
         side_by_side([lambda: 1, lambda: (_ for _ in ()).throw(ValueError("bad seed 7"))], workers=2)
+
+
+@pytest.mark.skipif(not FORKS, reason="no fork here")
+def test_a_forked_jobs_error_stops_the_other_workers_instead_of_waiting_for_them(monkeypatch):
+    monkeypatch.delenv("MTL_PARALLEL", raising=False)
+    never = multiprocessing.get_context("fork").Event()  # nobody sets it: the first job would wait 300 s
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="bad seed 8"):
+        side_by_side([lambda: never.wait(300), lambda: (_ for _ in ()).throw(ValueError("bad seed 8"))], workers=2)
+    assert time.monotonic() - start < 150  # stopped, not waited for (typically well under a second)
+    assert multiprocessing.active_children() == []
 
 
 def test_side_by_side_computes_on_one_thread_even_for_one_job():
