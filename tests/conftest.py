@@ -17,3 +17,52 @@ os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:gl
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
+
+import importlib.util  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+STUDENT_RUN = "test_student_copy_raises_only_not_implemented_in_exercises"  # tests/test_student_copies.py
+LAB_RUN = "test_notebook_runs_and_every_slider_redraws"                     # tests/browser/test_lab_widgets.py
+
+
+def _browser_runs() -> bool:
+    """Whether the browser tests can run here (the same check as tests/browser/conftest.py)."""
+    chromium = Path(os.environ.get("MTL_CHROMIUM", "/usr/bin/chromium"))
+    return chromium.exists() and importlib.util.find_spec("playwright") is not None
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadscope``, except that each notebook's browser run is a unit of its own.
+
+    loadscope keeps a module on one worker (nbval's cells must run in order in one kernel), which
+    put the six-minute module of JupyterLab runs on one worker while the other one waited. Split,
+    each worker starts its own JupyterLab when it first needs one.
+    """
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class NotebookRunsApart(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if f"::{LAB_RUN}[" in nodeid else super()._split_scope(nodeid)
+
+    return NotebookRunsApart(config, log)
+
+
+@pytest.hookimpl(trylast=True)  # after -m, -k and --deselect have removed what they remove
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run each student copy once: in JupyterLab when its browser test runs, else with nbclient.
+
+    Both tests apply ``not_done_yet_problems`` to the executed copy; running the copy twice cost
+    four minutes of one worker.
+    """
+    if not _browser_runs():
+        return
+    tests = [item for item in items if isinstance(item, pytest.Function)]  # not nbval's cells
+    in_lab = {item.callspec.id for item in tests if item.originalname == LAB_RUN}
+    for item in tests:
+        if item.originalname == STUDENT_RUN and item.callspec.id in in_lab:
+            item.add_marker(pytest.mark.skip(reason="the browser test runs this student copy in JupyterLab "
+                                                    "(tests/browser/test_lab_widgets.py)"))

@@ -100,6 +100,15 @@ def test_student_copy_clears_exercise_outputs_keeps_the_rest_and_is_valid(tmp_pa
     assert "raise NotImplementedError" in student.cells[2].source and "2 * x" not in student.cells[2].source
     assert [c.id for c in student.cells] == [c.id for c in nbformat.read(path, as_version=4).cells]
     assert student_notebook(path)[1] == [2]
+    assert student.cells[2].metadata.tags == ["raises-exception"]
+    assert "tags" not in student.cells[1].metadata
+
+
+def test_exercise_cell_keeps_its_tags_and_gets_raises_exception_once(tmp_path):
+    exercise = new_code_cell(FUNCTION, metadata={"tags": ["keep", "raises-exception"]})
+    path = _notebook(tmp_path, exercise)
+    student, _ = student_notebook(path)
+    assert student.cells[0].metadata.tags == ["keep", "raises-exception"]
 
 
 def test_a_region_inside_a_literal_names_the_notebook_and_cell(tmp_path):

@@ -81,3 +81,19 @@ def test_run_notebook_raises_on_an_error_unless_errors_are_allowed(tmp_path):
         run_notebook(_notebook("1 / 0"), tmp_path)
     nb = run_notebook(_notebook("1 / 0", "print('after')"), tmp_path, allow_errors=True)
     assert nb.cells[0].outputs[0].ename == "ZeroDivisionError" and nb.cells[1].outputs[0].text == "after\n"
+
+
+def test_a_student_copy_runs_on_past_an_exercise_not_done_yet(tmp_path):
+    """The exercise cell's ``raises-exception`` tag lets a Run All go on, without allow_errors."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from mtl_helpers.lecture.student import student_notebook
+
+    exercise = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n\ndouble(1)"
+    nb = new_notebook(cells=[new_code_cell(exercise), new_code_cell("print('after')")],
+                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, tmp_path / "demo.ipynb")
+    student, exercises = student_notebook(tmp_path / "demo.ipynb")
+    run_notebook(student, tmp_path)
+    assert exercises == [0] and student.cells[0].outputs[0].ename == "NotImplementedError"
+    assert student.cells[1].outputs[0].text == "after\n"

@@ -11,6 +11,7 @@ from mtl_helpers.lecture.student import (
     SolutionRegionError,
     build_student_copies,
     clear_solutions,
+    not_done_yet_problems,
     write_student_copy,
 )
 
@@ -20,6 +21,7 @@ __all__ = [
     "build_student_copies",
     "clear_solutions",
     "export_deck",
+    "not_done_yet_problems",
     "run_notebook",
     "write_student_copy",
 ]

@@ -9,7 +9,9 @@ The semantics are nbgrader's ``ClearSolutions`` + ``ClearOutput`` on exercise ce
 - an optional ``### HINT: text`` line just above ``### BEGIN SOLUTION`` gives the hint (the
   line is removed); otherwise the hint is :data:`DEFAULT_HINT`;
 - the outputs and execution count of exercise cells are cleared; every other cell is kept as
-  it is, outputs included (the learner reads the figures before running anything).
+  it is, outputs included (the learner reads the figures before running anything);
+- exercise cells get Jupyter's ``raises-exception`` tag, so that *Run All* in JupyterLab (and
+  nbclient) goes on past an exercise not done yet instead of stopping the whole notebook there.
 
 The result must parse (``ast.parse`` after IPython's own magic transform), otherwise a
 :class:`SolutionRegionError` names the notebook and the cell. The course's notebooks are only
@@ -29,6 +31,7 @@ from nbconvert.preprocessors import Preprocessor
 from nbformat import NotebookNode
 
 BEGIN = "### BEGIN SOLUTION"
+RAISES = "raises-exception"  # the tag with which JupyterLab and nbclient run on past a cell's error
 END = "### END SOLUTION"
 HINT = "### HINT:"
 DEFAULT_HINT = "your code here: replace this line with your solution, then run the cell"
@@ -125,6 +128,9 @@ class ClearSolutionsPreprocessor(Preprocessor):
         check_python(cell.source, where)
         cell.outputs = []
         cell.execution_count = None
+        tags = cell.metadata.setdefault("tags", [])
+        if RAISES not in tags:
+            tags.append(RAISES)
         resources["student"]["exercise_cells"].append(index)
         return cell, resources
 
@@ -138,6 +144,41 @@ def student_notebook(path: Path) -> tuple[NotebookNode, list[int]]:
     student = nbformat.reads(body, as_version=4)
     nbformat.validate(student)
     return student, resources["student"]["exercise_cells"]
+
+
+def not_done_yet_problems(executed: NotebookNode, exercises: Iterable[int]) -> list[str]:
+    """What is wrong in a student copy after a Run All: an empty list when nothing is.
+
+    ``executed`` is the student copy with its outputs after running every cell, ``exercises`` the
+    indices of its exercise cells (``student_notebook``'s second value). A learner who has done no
+    exercise yet must see each exercise cell say that it is not implemented, and no other error:
+    any error outside an exercise cell, or one other than ``NotImplementedError`` in it, is listed.
+    """
+    exercises = set(exercises)
+    problems = []
+    for index, cell in enumerate(executed.cells):
+        if cell.cell_type != "code":
+            continue
+        for error in (o for o in cell.outputs if o.output_type == "error"):
+            if index not in exercises or error.ename != "NotImplementedError":
+                where = "exercise cell" if index in exercises else "cell"
+                problems.append(f"{where} {index}: {error.ename}: {error.evalue}\n    {cell.source.splitlines()[0]}")
+        shown = [_output_text(o) for o in cell.outputs]
+        if index in exercises and not any(m in text for text in shown for m in NOT_DONE_YET):
+            problems.append(f"exercise cell {index} does not say 'not implemented': {' | '.join(shown)[:200]!r}")
+    return problems
+
+
+NOT_DONE_YET = ("NotImplementedError", "not implemented")
+
+
+def _output_text(output: NotebookNode) -> str:
+    """The text a learner reads in one output."""
+    if output.output_type == "stream":
+        return output.text.strip()
+    if output.output_type == "error":
+        return f"{output.ename}: {output.evalue}"
+    return str(output.get("data", {}).get("text/plain", "")).strip()
 
 
 def write_student_copy(path: Path, outdir: Path) -> Path:

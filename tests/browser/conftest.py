@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from mtl_helpers.lecture.student import write_student_copy
+
 CHROMIUM = Path(os.environ.get("MTL_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -64,6 +66,8 @@ def _free_port() -> int:
 class JupyterLab:
     """A running JupyterLab server on 127.0.0.1 serving a scratch copy of the notebooks."""
 
+    student = "student"  # the folder of the student copies on the server
+
     def __init__(self, root: Path, port: int, token: str, process: subprocess.Popen, log: Path):
         self.root, self.port, self.token, self.process, self.log = root, port, token, process, log
 
@@ -74,13 +78,15 @@ class JupyterLab:
 
 @pytest.fixture(scope="session")
 def jupyter_lab(browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
-    """JupyterLab on a free port with a token, one kernel thread, serving copies of the notebooks.
+    """JupyterLab on a free port with a token, one kernel thread, serving copies of the notebooks
+    and, in ``student/``, their student copies (what a learner opens).
 
     The notebooks are copied so that a save (or an autosave) never touches the course's files.
     """
     root = tmp_path_factory.mktemp("lab")
     for notebook in NOTEBOOKS:
         shutil.copy(notebook, root / notebook.name)
+        write_student_copy(notebook, root / JupyterLab.student)
     runtime = tmp_path_factory.mktemp("jupyter-runtime")
     workspaces = tmp_path_factory.mktemp("lab-workspaces")
     port, token = _free_port(), secrets.token_hex(16)

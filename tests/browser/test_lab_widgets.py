@@ -1,11 +1,17 @@
-"""Each notebook in JupyterLab, as a learner or an instructor uses it: Run All, then move every slider.
+"""Each notebook's student copy in JupyterLab, as a learner uses it: Run All, then move every slider.
 
-For every notebook: it runs without an error output, every widget renders (no text repr, no
-"Loading widget", no "Error displaying widget"), every slider label is shown in full, moving
-each slider redraws its figure, and the browser console stays free of errors. The redraw time
-of each slider is measured and printed (run with ``-s`` to see it); the assertion is only that
-the figure redraws within a generous ``REDRAW_TIMEOUT_S``: a wall-clock gate of 1 s would fail
-on a loaded machine, so the "answers within a second" target is read from the printed times.
+For every notebook, its student copy (what a learner opens: exercises not done yet) is opened
+in JupyterLab and run with Run All. The exercise cells carry the ``raises-exception`` tag, so
+the run goes on past them. Then: the only errors are ``NotImplementedError`` in exercise cells
+and each exercise cell says so (``not_done_yet_problems``, the check of
+tests/test_student_copies.py, whose nbclient run of the same copy is then skipped), every
+widget renders (no text repr, no "Loading widget", no "Error displaying widget"), every slider
+label is shown in full, moving each slider redraws its figure, and the browser console stays
+free of errors. The full notebooks' cells run under nbval; the widget cells are the same in
+both. The redraw time of each slider is measured and printed (run with ``-s`` to see it); the
+assertion is only that the figure redraws within a generous ``REDRAW_TIMEOUT_S``: a wall-clock
+gate of 1 s would fail on a loaded machine, so the "answers within a second" target is read
+from the printed times.
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
+
+from mtl_helpers.lecture.student import not_done_yet_problems, student_notebook
 
 pytestmark = pytest.mark.browser
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9]*.ipynb"))
@@ -22,16 +31,17 @@ RUN_ALL_TIMEOUT_S = 600
 REDRAW_TIMEOUT_S = 15
 WIDGET_FAILURES = ("interactive(children", "VBox(children", "Loading widget", "Error displaying widget")
 
-# True once the kernel is idle and every code cell has run (an execution count) or an error
-# stopped the run (the cells after it are never executed).
+# True once the kernel is idle and every code cell has run (an execution count) or an error in a
+# cell without the raises-exception tag stopped the run (the cells after it are never executed).
 ALL_RAN_JS = """
 () => {
   const panel = window.jupyterapp.shell.currentWidget;
   const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
   if (!kernel || kernel.status !== 'idle') return false;
   const cells = [...panel.content.model.cells].filter(c => c.type === 'code' && c.sharedModel.getSource().trim());
-  const failed = cells.some(c => [...Array(c.outputs.length).keys()].some(k => c.outputs.get(k).type === 'error'));
-  return failed || cells.every(c => c.executionCount !== null);
+  const failed = c => [...Array(c.outputs.length).keys()].some(k => c.outputs.get(k).type === 'error');
+  const stops = c => !(c.getMetadata('tags') || []).includes('raises-exception');
+  return cells.some(c => failed(c) && stops(c)) || cells.every(c => c.executionCount !== null);
 }
 """
 
@@ -45,20 +55,10 @@ CLEAR_ALL_JS = """
 }
 """
 
-# Error outputs of the executed notebook: [cell index, ename, evalue].
-ERROR_OUTPUTS_JS = """
-() => {
-  const cells = [...window.jupyterapp.shell.currentWidget.content.model.cells];
-  const errors = [];
-  cells.forEach((cell, i) => {
-    if (cell.type !== 'code') return;
-    for (let k = 0; k < cell.outputs.length; k++) {
-      const out = cell.outputs.get(k).toJSON();
-      if (out.output_type === 'error') errors.push([i, out.ename, out.evalue]);
-    }
-  });
-  return errors;
-}
+# The outputs of every cell of the executed notebook, as nbformat JSON ([] for a Markdown cell).
+OUTPUTS_JS = """
+() => [...window.jupyterapp.shell.currentWidget.content.model.cells].map(
+  cell => cell.type === 'code' ? [...Array(cell.outputs.length).keys()].map(k => cell.outputs.get(k).toJSON()) : [])
 """
 
 # Labels that the slider row cuts ("shared la…"): their text is wider than their box.
@@ -116,6 +116,15 @@ def _move(page, slider, i: int) -> float:
     raise AssertionError(f"slider {i} does not move with the arrow keys")
 
 
+def _not_done_yet_problems(page, notebook: Path) -> list[str]:
+    """``not_done_yet_problems`` of the student copy of ``notebook`` with the outputs in the page."""
+    student, exercises = student_notebook(notebook)
+    for cell, outputs in zip(student.cells, page.evaluate(OUTPUTS_JS), strict=True):
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.from_dict(output) for output in outputs]
+    return not_done_yet_problems(student, exercises)
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_and_every_slider_redraws(browser, jupyter_lab, notebook):
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -124,7 +133,7 @@ def test_notebook_runs_and_every_slider_redraws(browser, jupyter_lab, notebook):
     page.on("pageerror", lambda e: console_errors.append(f"page error: {e}"))
     problems: list[str] = []
     try:
-        _open_notebook(page, jupyter_lab, notebook.name)
+        _open_notebook(page, jupyter_lab, f"{jupyter_lab.student}/{notebook.name}")
         notebook_view = page.locator(f"#{page.evaluate('() => window.jupyterapp.shell.currentWidget.id')}")
         page.evaluate(CLEAR_ALL_JS)
         assert notebook_view.locator(".widget-slider").count() == 0
@@ -132,9 +141,9 @@ def test_notebook_runs_and_every_slider_redraws(browser, jupyter_lab, notebook):
         page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
         page.wait_for_function(ALL_RAN_JS, timeout=RUN_ALL_TIMEOUT_S * 1000, polling=500)
         run_all_s = time.perf_counter() - start
-        errors = page.evaluate(ERROR_OUTPUTS_JS)
-        if errors:
-            problems.append(f"error outputs after Run All (cell, error, message): {errors}")
+        wrong = _not_done_yet_problems(page, notebook)
+        if wrong:
+            problems.append("after Run All of the student copy:\n" + "\n".join(wrong))
 
         sliders = notebook_view.locator(".widget-slider")
         assert sliders.count() >= 1, f"{notebook.name}: no slider rendered; {problems}"
