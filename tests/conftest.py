@@ -33,6 +33,7 @@ def _browser_runs() -> bool:
     return chromium.exists() and importlib.util.find_spec("playwright") is not None
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: no error where it is not loaded
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """``--dist loadscope``, except that each notebook's browser run is a unit of its own.
 
