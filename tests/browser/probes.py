@@ -19,6 +19,10 @@ async () => {
   const R = window.Reveal;
   const frames = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
   const mathjax = () => new Promise(r => (window.MathJax && MathJax.Hub) ? MathJax.Hub.Queue(r) : r());
+  // MathJax 2 pauses 50 ms between sections and 10 ms between updates to keep a page responsive;
+  // the queue still ends when the typesetting does, so every slide's size is the same (checked
+  // on all seven decks, 2026-12-06), measured 3x sooner: 2-5 s per deck instead of 7-15 s.
+  if (window.MathJax && MathJax.Hub) { MathJax.Hub.processSectionDelay = 0; MathJax.Hub.processUpdateDelay = 0; }
   const result = [];
   const horizontals = R.getHorizontalSlides();
   for (let h = 0; h < horizontals.length; h++) {
