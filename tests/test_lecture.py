@@ -219,3 +219,35 @@ def _png(width: int, height: int) -> str:
     header = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", width, height)
               + b"\x08\x06\x00\x00\x00")
     return base64.b64encode(header + b"\x00" * 40).decode()
+
+
+def _ran(source: str, *outputs) -> nbformat.NotebookNode:
+    return new_code_cell(source, outputs=list(outputs))
+
+
+def _error(ename: str, evalue: str = "x") -> nbformat.NotebookNode:
+    return new_output("error", ename=ename, evalue=evalue, traceback=[])
+
+
+NOT_DONE = _error("NotImplementedError", "compare the arg-max with the label")
+
+
+@pytest.mark.parametrize("cells, expected", [
+    ([_ran("x = 1"), _ran("def f():\n    raise NotImplementedError", NOT_DONE)], []),  # the right run
+    ([_ran("1 / 0", _error("ZeroDivisionError")), _ran("f()", NOT_DONE)], ["cell 1: ZeroDivisionError"]),
+    ([_ran("x = 1"), _ran("f()", _error("NameError"))], ["exercise cell 2: NameError", "exercise cell 2 does not say"]),
+    ([_ran("x = 1"), _ran("f()", new_output("stream", name="stdout", text="✔ right\n"))],
+     ["exercise cell 2 does not say 'not implemented'"]),
+    ([_ran("x = 1"), _ran("f()")], ["exercise cell 2 does not say 'not implemented'"]),
+    ([_ran("", _error("KeyError")), _ran("f()", new_output("stream", name="stdout", text="not implemented yet"))],
+     ["cell 1: KeyError"]),
+])
+def test_not_done_yet_problems_accepts_only_not_implemented_in_exercises(cells, expected):
+    """Cell 0 is Markdown, cell 2 the exercise: only a NotImplementedError there (or its
+    message) is accepted; every other error, and a silent exercise cell, is listed."""
+    from mtl_helpers.lecture import not_done_yet_problems
+
+    problems = not_done_yet_problems(new_notebook(cells=[new_markdown_cell("# t"), *cells]), exercises=[2])
+    assert len(problems) == len(expected), problems
+    for problem, start in zip(problems, expected, strict=True):
+        assert problem.startswith(start), problems

@@ -35,6 +35,7 @@ RAISES = "raises-exception"  # the tag with which JupyterLab and nbclient run on
 END = "### END SOLUTION"
 HINT = "### HINT:"
 DEFAULT_HINT = "your code here: replace this line with your solution, then run the cell"
+NOT_DONE_YET = ("NotImplementedError", "not implemented")  # what an exercise not done yet shows
 
 
 class SolutionRegionError(ValueError):
@@ -162,14 +163,12 @@ def not_done_yet_problems(executed: NotebookNode, exercises: Iterable[int]) -> l
         for error in (o for o in cell.outputs if o.output_type == "error"):
             if index not in exercises or error.ename != "NotImplementedError":
                 where = "exercise cell" if index in exercises else "cell"
-                problems.append(f"{where} {index}: {error.ename}: {error.evalue}\n    {cell.source.splitlines()[0]}")
+                first_line = (cell.source.splitlines() or [""])[0]
+                problems.append(f"{where} {index}: {error.ename}: {error.evalue}\n    {first_line}")
         shown = [_output_text(o) for o in cell.outputs]
         if index in exercises and not any(m in text for text in shown for m in NOT_DONE_YET):
             problems.append(f"exercise cell {index} does not say 'not implemented': {' | '.join(shown)[:200]!r}")
     return problems
-
-
-NOT_DONE_YET = ("NotImplementedError", "not implemented")
 
 
 def _output_text(output: NotebookNode) -> str:
